@@ -1,0 +1,41 @@
+"""frs_hf: Fuzzed Randomized Smoothing (FRS) for Hugging Face text classifiers."""
+
+from .certify import (
+    Certificate,
+    certify_from_counts,
+    clopper_pearson_lower,
+    clopper_pearson_upper,
+    insertion_radius,
+    levenshtein_radius,
+    predict_from_counts,
+    removal_radius,
+    vote_bounds,
+)
+from .config import FRSConfig
+from .modeling import FRSResult, SmoothedModelForSequenceClassification
+from .randomize import TextUnits, randomize, segment, unit_rates
+from .weight_noise import WeightNoise, find_layer_list, top_parameter_names
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Certificate",
+    "FRSConfig",
+    "FRSResult",
+    "SmoothedModelForSequenceClassification",
+    "TextUnits",
+    "WeightNoise",
+    "certify_from_counts",
+    "clopper_pearson_lower",
+    "clopper_pearson_upper",
+    "find_layer_list",
+    "insertion_radius",
+    "levenshtein_radius",
+    "predict_from_counts",
+    "randomize",
+    "removal_radius",
+    "segment",
+    "top_parameter_names",
+    "unit_rates",
+    "vote_bounds",
+]

@@ -1,0 +1,163 @@
+"""Pure statistics of deletion smoothing: confidence bounds, abstention and certified radii.
+
+Nothing here touches a model. Every function takes vote counts or probabilities and returns
+numbers, so each can be checked against hand computation (see ``docs/theory.md`` for the proofs).
+
+Direction convention, fixed once for all radii below: ``x`` is the input we certified (the one
+we observed), ``x'`` is the input an attacker could have produced or that we compare against.
+Each radius bounds the number of *word units* that differ between the two.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import beta, binomtest
+
+
+def clopper_pearson_lower(k: int, n: int, alpha: float) -> float:
+    """One-sided (1 - alpha) lower confidence bound on a binomial probability from k of n."""
+    if k <= 0:
+        return 0.0
+    return float(beta.ppf(alpha, k, n - k + 1))
+
+
+def clopper_pearson_upper(k: int, n: int, alpha: float) -> float:
+    """One-sided (1 - alpha) upper confidence bound on a binomial probability from k of n."""
+    if k >= n:
+        return 1.0
+    return float(beta.ppf(1 - alpha, k + 1, n - k))
+
+
+def vote_bounds(counts: np.ndarray, label: int, alpha: float) -> tuple[float, float]:
+    """Bounds ``(p_lower_A, p_upper_B)`` for the candidate ``label`` and the best other class.
+
+    Binary: ``p_upper_B = 1 - p_lower_A`` with the whole ``alpha``. Multi-class: ``alpha`` is split
+    in two halves; the upper bound is taken on the largest other count, which bounds every other
+    class at once because the Clopper-Pearson bound grows with the count.
+    """
+    counts = np.asarray(counts)
+    n = int(counts.sum())
+    if n == 0:
+        raise ValueError("vote_bounds needs at least one vote.")
+    k_a = int(counts[label])
+    if len(counts) <= 2:
+        p_lower = clopper_pearson_lower(k_a, n, alpha)
+        return p_lower, 1.0 - p_lower
+    p_lower = clopper_pearson_lower(k_a, n, alpha / 2)
+    k_b = int(np.delete(counts, label).max())
+    return p_lower, min(1.0 - p_lower, clopper_pearson_upper(k_b, n, alpha / 2))
+
+
+# Radii ---------------------------------------------------------------------------------------------
+# Each certificate holds at distance r when a margin condition holds with q = w**r, the probability
+# that the r differing units are all deleted. Every condition has the form q > threshold, so the
+# radius is the largest integer r with w**r > threshold (None: the condition fails already at r = 0,
+# i.e. the smoothed classifier abstains).
+
+
+def _largest_radius(threshold: float, w: float) -> int | None:
+    if not 0.0 <= w < 1.0:
+        raise ValueError(f"deletion rate must be in [0, 1), got {w!r}")
+    if threshold >= 1.0:
+        return None
+    if threshold <= 0.0:
+        raise ValueError(
+            "p_lower = 1 and p_upper = 0 would certify every radius; a finite sample never proves that."
+        )
+    if w == 0.0:
+        return 0
+    r = max(0, math.ceil(math.log(threshold) / math.log(w)) - 1)
+    # Guard the closed form against rounding at the boundary: the definition is w**r > threshold.
+    while w ** (r + 1) > threshold:
+        r += 1
+    while r > 0 and not w**r > threshold:
+        r -= 1
+    return r
+
+
+def _check(p_lower: float, p_upper: float) -> float:
+    if not (0.0 <= p_lower <= 1.0 and 0.0 <= p_upper <= 1.0):
+        raise ValueError(f"probability bounds must lie in [0, 1], got {p_lower!r}, {p_upper!r}")
+    return p_lower - p_upper
+
+
+def levenshtein_radius(p_lower: float, p_upper: float, w: float) -> int | None:
+    """Edits anywhere (insertions, deletions, substitutions; one substitution = one edit).
+
+    Holds when ``p_lower - (1 - w**r) > p_upper + (1 - w**r)`` with ``w`` the smallest deletion
+    rate in use. Binary: ``r < log(1.5 - p_lower) / log(w)``.
+    """
+    return _largest_radius(1.0 - _check(p_lower, p_upper) / 2.0, w)
+
+
+def removal_radius(p_lower: float, p_upper: float, w_high: float) -> int | None:
+    """Trigger removal: deleting any <= r units of ``x`` whose rate is >= ``w_high`` keeps label A.
+
+    Holds when ``p_lower - (1 - q) > p_upper`` with ``q = w_high**r``. Binary:
+    ``r < log(2 (1 - p_lower)) / log(w_high)``. This is the ``area_radius`` of a result.
+    """
+    return _largest_radius(1.0 - _check(p_lower, p_upper), w_high)
+
+
+def insertion_radius(p_lower: float, p_upper: float, w: float) -> int | None:
+    """Trigger insertion: inserting any <= r units (each with rate >= ``w``) into the certified
+    ``x``, shared units keeping their rates, keeps label A.
+
+    Holds when ``q p_lower > q p_upper + (1 - q)`` with ``q = w**r``. Binary:
+    ``r < log(1 / (2 p_lower)) / log(w)``.
+    """
+    return _largest_radius(1.0 / (1.0 + _check(p_lower, p_upper)), w)
+
+
+# Decision rules --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Outcome of :func:`certify_from_counts`; ``label`` is None when the classifier abstains."""
+
+    label: int | None
+    p_lower: float
+    p_upper: float
+    radius: int | None
+    area_radius: int | None
+
+    @property
+    def abstained(self) -> bool:
+        return self.label is None
+
+
+def certify_from_counts(
+    selection_counts: np.ndarray,
+    estimation_counts: np.ndarray,
+    alpha: float,
+    w_min: float,
+    w_area: float | None = None,
+) -> Certificate:
+    """Cohen et al.'s CERTIFY for deletion smoothing.
+
+    The candidate class is the top of ``selection_counts`` (n0 copies); its probability is bounded
+    on the independent ``estimation_counts`` (n copies). ``w_min`` is the smallest deletion rate in
+    use (for ``radius``), ``w_area`` the rate of the flagged area (for ``area_radius``; None when
+    no unit carries it).
+    """
+    label = int(np.argmax(selection_counts))
+    p_lower, p_upper = vote_bounds(estimation_counts, label, alpha)
+    radius = levenshtein_radius(p_lower, p_upper, w_min)
+    if radius is None:
+        return Certificate(None, p_lower, p_upper, None, None)
+    area_radius = None if w_area is None else removal_radius(p_lower, p_upper, w_area)
+    return Certificate(label, p_lower, p_upper, radius, area_radius)
+
+
+def predict_from_counts(counts: np.ndarray, alpha: float) -> tuple[int | None, float]:
+    """Cohen et al.'s PREDICT: the top class if a two-sided binomial test separates it from the
+    runner-up at level ``alpha``, else abstain (None). Returns ``(label, p_value)``."""
+    counts = np.asarray(counts)
+    order = np.argsort(-counts, kind="stable")
+    n_a, n_b = int(counts[order[0]]), int(counts[order[1]]) if len(counts) > 1 else 0
+    p_value = float(binomtest(n_a, n_a + n_b, 0.5).pvalue) if n_a + n_b > 0 else 1.0
+    return (int(order[0]) if p_value <= alpha else None), p_value

@@ -1,0 +1,181 @@
+"""`FRSConfig`: every smoothing hyper-parameter in one place.
+
+The config travels with a smoothed checkpoint as ``frs_config.json`` so that a model is always
+certified with the settings it was trained for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIG_NAME = "frs_config.json"
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class FRSConfig:
+    """Settings of Fuzzed Randomized Smoothing (FRS).
+
+    Deletion rates are *probabilities of deleting* a word unit: a higher rate means more of the
+    text is thrown away, which makes the certificate larger and the base model's job harder.
+    """
+
+    # Fuzzed text randomization
+    omega_low: float = field(
+        default=0.2,
+        metadata=_help(
+            "Deletion probability of a word outside the vulnerable area (and of every word when "
+            "no area is used). Must be in [0, 1)."
+        ),
+    )
+    omega_high: float = field(
+        default=0.9,
+        metadata=_help(
+            "Deletion probability of a word inside the vulnerable area. Must be in [omega_low, 1)."
+        ),
+    )
+    fuzzing: bool = field(
+        default=False,
+        metadata=_help("Search the vulnerable area of every input with MCTS fuzzing before smoothing."),
+    )
+    fuzzing_budget: int = field(
+        default=64,
+        metadata=_help("Model forwards the fuzzing search may spend per input."),
+    )
+    # Biphased parameter smoothing (inference phase)
+    weight_noise_sigma: float = field(
+        default=0.0,
+        metadata=_help(
+            "Standard deviation of the Gaussian noise added to the top layers' weights at inference "
+            "(0 disables weight noise). Use the sigma the model was trained with."
+        ),
+    )
+    weight_noise_layers: int = field(
+        default=1,
+        metadata=_help("H: number of top transformer layers (plus the classification head) that get noise."),
+    )
+    weight_noise_draws: int = field(
+        default=1,
+        metadata=_help(
+            "K: number of Gaussian weight draws; each randomized copy uses one draw chosen at random."
+        ),
+    )
+    weight_noise_modules: list[str] | None = field(
+        default=None,
+        metadata=_help(
+            "Explicit module names that get weight noise, for architectures whose layers cannot be "
+            "found automatically. Overrides weight_noise_layers."
+        ),
+    )
+    # Monte Carlo certification
+    n0: int = field(default=100, metadata=_help("Randomized copies used to pick the candidate class."))
+    n: int = field(
+        default=1000, metadata=_help("Fresh randomized copies used to bound the candidate's probability.")
+    )
+    alpha: float = field(
+        default=0.001,
+        metadata=_help("Failure probability of the certificate (one-sided Clopper-Pearson level)."),
+    )
+    batch_size: int = field(default=64, metadata=_help("Randomized copies per model forward."))
+    seed: int = field(default=0, metadata=_help("Seed; each example draws from (seed, example index)."))
+    max_length: int | None = field(
+        default=None,
+        metadata=_help(
+            "Token budget of one randomized copy (special tokens included); copies are truncated "
+            "*after* deletion. Defaults to the tokenizer's model_max_length, at most 512."
+        ),
+    )
+    deduplicate: bool = field(
+        default=True,
+        metadata=_help("Forward identical randomized copies once and count them with their multiplicity."),
+    )
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first inconsistent setting."""
+        for name in ("omega_low", "omega_high"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"FRSConfig.{name} must be a deletion probability in [0, 1), got {value!r}.")
+        if self.omega_low > self.omega_high:
+            raise ValueError(
+                f"FRSConfig.omega_low ({self.omega_low}) must not exceed omega_high ({self.omega_high}): "
+                "the vulnerable area is where words are deleted *more* often."
+            )
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"FRSConfig.alpha must be in (0, 1), got {self.alpha!r}.")
+        for name in ("n0", "n", "batch_size", "weight_noise_draws", "fuzzing_budget"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"FRSConfig.{name} must be a positive integer, got {value!r}.")
+        if self.n0 > self.n:
+            raise ValueError(f"FRSConfig.n0 ({self.n0}) must not exceed n ({self.n}).")
+        if self.weight_noise_draws > self.n:
+            raise ValueError(
+                f"FRSConfig.weight_noise_draws ({self.weight_noise_draws}) must not exceed n ({self.n}): "
+                "every weight draw needs randomized copies."
+            )
+        if not isinstance(self.weight_noise_layers, int) or self.weight_noise_layers < 0:
+            raise ValueError(f"FRSConfig.weight_noise_layers must be >= 0, got {self.weight_noise_layers!r}.")
+        if not self.weight_noise_sigma >= 0.0:
+            raise ValueError(f"FRSConfig.weight_noise_sigma must be >= 0, got {self.weight_noise_sigma!r}.")
+        if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 3):
+            raise ValueError(
+                f"FRSConfig.max_length must be an integer >= 3 or None, got {self.max_length!r}."
+            )
+        if not isinstance(self.seed, int):
+            raise ValueError(f"FRSConfig.seed must be an integer, got {self.seed!r}.")
+
+    def replace(self, **changes: Any) -> FRSConfig:
+        """A validated copy with some fields changed; unknown names are an error, ``None`` keeps a field."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"Unknown FRSConfig field(s): {', '.join(sorted(unknown))}.")
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    # Serialization -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FRSConfig:
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Unknown FRSConfig field(s) in config file: {', '.join(sorted(unknown))}.")
+        return cls(**data)
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> str:
+        os.makedirs(save_directory, exist_ok=True)
+        path = os.path.join(save_directory, CONFIG_NAME)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_json_string())
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> FRSConfig | None:
+        """Read ``frs_config.json`` from a local directory or a Hub repo; ``None`` when there is none."""
+        from transformers.utils import cached_file
+
+        resolved = cached_file(
+            path_or_repo_id,
+            CONFIG_NAME,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+            **hub_kwargs,
+        )
+        if resolved is None:
+            return None
+        with open(resolved, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))

@@ -1,0 +1,349 @@
+"""`SmoothedModelForSequenceClassification`: FRS around any HF sequence classifier.
+
+The wrapper owns no weights of its own: it holds a standard ``AutoModelForSequenceClassification``
+model, its tokenizer and an :class:`FRSConfig`. ``save_pretrained`` therefore writes a normal HF
+checkpoint (loadable without ``frs_hf``) plus ``frs_config.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers.utils import PushToHubMixin, logging
+
+from .certify import certify_from_counts, predict_from_counts
+from .config import FRSConfig
+from .randomize import RandomizedCopies, Span, TextUnits, check_texts, collate, randomize, segment, unit_rates
+from .weight_noise import WeightNoise
+
+logger = logging.get_logger(__name__)
+
+_HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "force_download", "subfolder")
+# Copies classified per chunk of examples: bounds memory on long datasets while still letting
+# copies of several examples share length-sorted batches.
+_COPIES_PER_CHUNK = 32768
+
+
+@dataclass
+class FRSResult:
+    """The smoothed decision on one text.
+
+    ``counts`` are the votes of the estimation copies per class. ``radius`` holds for edits
+    anywhere; ``area_radius`` for removing units inside the flagged area (see docs/theory.md).
+    Both are ``None`` when abstaining and for :meth:`~SmoothedModelForSequenceClassification.predict`.
+    """
+
+    label: int | None
+    label_name: str | None
+    abstained: bool
+    counts: list[int]
+    p_lower: float | None = None
+    radius: int | None = None
+    area_radius: int | None = None
+    p_value: float | None = None
+    num_copies: int = 0
+    num_forwards: int = 0
+    area_spans: list[tuple[int, int, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
+    """A certifiably smoothed text classifier.
+
+    Example:
+        >>> smoothed = SmoothedModelForSequenceClassification.from_pretrained("path/or/hub-id")
+        >>> smoothed.certify("a gripping, beautifully acted film")
+    """
+
+    def __init__(self, model: PreTrainedModel, tokenizer, config: FRSConfig | None = None) -> None:
+        super().__init__()
+        num_labels = getattr(model.config, "num_labels", 0)
+        if num_labels < 2:
+            raise ValueError(f"A smoothed classifier needs at least 2 labels; the model has {num_labels}.")
+        if len(model.config.id2label) != num_labels:
+            raise ValueError(
+                f"model.config.id2label has {len(model.config.id2label)} entries but num_labels is {num_labels}."
+            )
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError(
+                f"{type(tokenizer).__name__} is not a fast tokenizer; FRS needs character offsets."
+            )
+        if tokenizer.pad_token_id is None:  # decoder models: pad with EOS, as HF examples do
+            tokenizer.pad_token = tokenizer.eos_token
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+        self.model = model
+        self.tokenizer = tokenizer
+        self.frs_config = config or FRSConfig()
+        self._noise_cache: dict[tuple, WeightNoise] = {}
+
+    # Construction and serialization -------------------------------------------------------------
+    @classmethod
+    def from_model(
+        cls, model: PreTrainedModel, tokenizer, config: FRSConfig | None = None
+    ) -> SmoothedModelForSequenceClassification:
+        return cls(model, tokenizer, config)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        frs_config: FRSConfig | None = None,
+        *,
+        tokenizer=None,
+        **model_kwargs: Any,
+    ) -> SmoothedModelForSequenceClassification:
+        """Load a sequence-classification checkpoint (local path or Hub id) and its FRS settings.
+
+        ``frs_config`` overrides the checkpoint's ``frs_config.json``; without either the defaults
+        apply. Extra keyword arguments go to ``AutoModelForSequenceClassification.from_pretrained``.
+        """
+        hub_kwargs = {k: model_kwargs[k] for k in _HUB_KWARGS if k in model_kwargs}
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                pretrained_model_name_or_path, **model_kwargs
+            )
+        except RuntimeError as err:
+            if "mismatch" not in str(err):
+                raise
+            raise ValueError(
+                f"The classification head in {pretrained_model_name_or_path} does not have "
+                f"num_labels={model_kwargs.get('num_labels')} outputs. Drop num_labels to use the trained head, "
+                "or pass ignore_mismatched_sizes=True to start a new (untrained) head."
+            ) from None
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        if frs_config is None:
+            frs_config = FRSConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        return cls(model, tokenizer, frs_config)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """Write the base checkpoint (safetensors), the tokenizer and ``frs_config.json``."""
+        self.model.save_pretrained(save_directory, **kwargs)
+        self.tokenizer.save_pretrained(save_directory)
+        self.frs_config.save_pretrained(save_directory)
+
+    # Properties --------------------------------------------------------------------------------
+    @property
+    def num_labels(self) -> int:
+        return self.model.config.num_labels
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {int(k): v for k, v in self.model.config.id2label.items()}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def max_length(self, config: FRSConfig | None = None) -> int:
+        config = config or self.frs_config
+        limit = min(
+            self.tokenizer.model_max_length,
+            getattr(self.model.config, "max_position_embeddings", None) or 10**9,
+        )
+        if config.max_length is None:
+            return min(limit, 512)
+        if config.max_length > limit:
+            raise ValueError(
+                f"FRSConfig.max_length={config.max_length} exceeds the model's limit of {limit} tokens."
+            )
+        return config.max_length
+
+    # Public API ----------------------------------------------------------------------------------
+    def certify(
+        self,
+        texts: str | Sequence[str],
+        *,
+        areas: Sequence[Sequence[Span] | None] | None = None,
+        indices: Sequence[int] | None = None,
+        **overrides: Any,
+    ) -> FRSResult | list[FRSResult]:
+        """Certify each text: the class chosen on ``n0`` copies, bounded on ``n`` fresh copies.
+
+        ``areas`` gives, per text, word-unit spans ``(start, end)`` that get ``omega_high``;
+        ``indices`` the example indices that seed the randomness (default ``0..len-1``).
+        Keyword ``overrides`` replace FRSConfig fields for this call (``n=10_000``, ``seed=1``...).
+        """
+        config = self.frs_config.replace(**overrides)
+        return self._run(texts, areas, indices, config, certify=True)
+
+    def predict(
+        self,
+        texts: str | Sequence[str],
+        *,
+        areas: Sequence[Sequence[Span] | None] | None = None,
+        indices: Sequence[int] | None = None,
+        **overrides: Any,
+    ) -> FRSResult | list[FRSResult]:
+        """Smoothed prediction with abstention (Cohen et al.'s PREDICT on ``n`` copies)."""
+        config = self.frs_config.replace(**overrides)
+        return self._run(texts, areas, indices, config, certify=False)
+
+    def forward(self, texts: str | Sequence[str], **overrides: Any) -> torch.Tensor:
+        """Smoothed class probabilities: vote shares over ``n`` copies, shape ``[batch, num_labels]``."""
+        config = self.frs_config.replace(**overrides)
+        texts = check_texts(texts)
+        votes = self._votes(texts, None, None, config, config.n)
+        shares = [np.bincount(v.votes, minlength=self.num_labels) / len(v.votes) for v in votes]
+        return torch.tensor(np.stack(shares), dtype=torch.float32)
+
+    # Engine --------------------------------------------------------------------------------------
+    def _run(self, texts, areas, indices, config: FRSConfig, *, certify: bool):
+        single = isinstance(texts, str)
+        texts = check_texts(texts)
+        num_copies = config.n0 + config.n if certify else config.n
+        results = []
+        for v in self._votes(texts, areas, indices, config, num_copies):
+            estimation = v.votes[config.n0 :] if certify else v.votes
+            counts = np.bincount(estimation, minlength=self.num_labels)
+            spans = [v.units.char_span(s, e) for s, e in v.area]
+            common = dict(
+                counts=counts.tolist(), num_copies=num_copies, num_forwards=v.num_forwards, area_spans=spans
+            )
+            if certify:
+                w_area = config.omega_high if v.area or config.omega_low == config.omega_high else None
+                cert = certify_from_counts(
+                    np.bincount(v.votes[: config.n0], minlength=self.num_labels),
+                    counts,
+                    config.alpha,
+                    w_min=config.omega_low,
+                    w_area=w_area,
+                )
+                label = cert.label
+                extra = dict(p_lower=cert.p_lower, radius=cert.radius, area_radius=cert.area_radius)
+            else:
+                label, p_value = predict_from_counts(counts, config.alpha)
+                extra = dict(p_value=p_value)
+            results.append(
+                FRSResult(
+                    label=label,
+                    label_name=None if label is None else self.id2label[label],
+                    abstained=label is None,
+                    **common,
+                    **extra,
+                )
+            )
+        return results[0] if single else results
+
+    def _votes(
+        self,
+        texts: list[str],
+        areas: Sequence[Sequence[Span] | None] | None,
+        indices: Sequence[int] | None,
+        config: FRSConfig,
+        num_copies: int,
+    ) -> list[_Votes]:
+        """Randomize every text and classify all copies; returns each copy's predicted class."""
+        if config.fuzzing:
+            raise NotImplementedError(
+                "Fuzzing (FRSConfig.fuzzing=True) is not available in this version yet."
+            )
+        if areas is not None and len(areas) != len(texts):
+            raise ValueError(f"Got {len(areas)} areas for {len(texts)} texts.")
+        if indices is not None and len(indices) != len(texts):
+            raise ValueError(f"Got {len(indices)} indices for {len(texts)} texts.")
+        indices = list(range(len(texts))) if indices is None else [int(i) for i in indices]
+        max_length = self.max_length(config)
+        all_units = segment(self.tokenizer, texts)
+        for i, units in enumerate(all_units):
+            if len(units.token_ids) + units.num_special > max_length:
+                logger.warning_once(
+                    f"Text {i} has {len(units.token_ids) + units.num_special} tokens, more than max_length="
+                    f"{max_length}: each randomized copy is truncated to max_length *after* deletion, which the "
+                    "certificate accounts for (see docs/theory.md)."
+                )
+        per_chunk = max(1, _COPIES_PER_CHUNK // num_copies)
+        out: list[_Votes] = []
+        bar = tqdm(
+            total=len(texts),
+            desc="FRS",
+            unit="text",
+            disable=len(texts) < 4 or not logging.is_progress_bar_enabled(),
+        )
+        with bar:
+            for start in range(0, len(texts), per_chunk):
+                chunk = []
+                for j in range(start, min(start + per_chunk, len(texts))):
+                    units = all_units[j]
+                    area = [tuple(map(int, s)) for s in (areas[j] or ())] if areas is not None else []
+                    rates = unit_rates(units.num_units, area, config.omega_low, config.omega_high)
+                    copies = randomize(
+                        units,
+                        rates,
+                        num_copies,
+                        seed=config.seed,
+                        index=indices[j],
+                        max_length=max_length,
+                        num_draws=config.weight_noise_draws,
+                        deduplicate=config.deduplicate,
+                    )
+                    chunk.append((units, area, copies))
+                predictions = self._classify([c for _, _, c in chunk], config)
+                for (units, area, copies), pred in zip(chunk, predictions, strict=True):
+                    out.append(_Votes(units, area, pred[copies.inverse], len(copies.sequences)))
+                bar.update(len(chunk))
+        return out
+
+    def _classify(self, copies: list[RandomizedCopies], config: FRSConfig) -> list[np.ndarray]:
+        """Predicted class of every distinct sequence: grouped by weight draw, sorted by length,
+        padded per batch."""
+        sizes = [len(c.sequences) for c in copies]
+        draws = np.concatenate([c.draws for c in copies])
+        sequences = [s for c in copies for s in c.sequences]
+        order = np.lexsort((np.array([len(s) for s in sequences]), draws))
+        flat = np.empty(len(sequences), dtype=np.int64)
+        noise = self._weight_noise(config)
+        pad_id = self.tokenizer.pad_token_id
+        device = self.device
+        with self._eval_mode(), torch.inference_mode():
+            for draw in np.unique(draws):
+                group = order[draws[order] == draw]
+                with noise.apply(int(draw)):
+                    for b in range(0, len(group), config.batch_size):
+                        batch = group[b : b + config.batch_size]
+                        inputs = collate([sequences[k] for k in batch], pad_id)
+                        logits = self.model(**{k: v.to(device) for k, v in inputs.items()}).logits
+                        flat[batch] = logits.argmax(dim=-1).cpu().numpy()
+        return np.split(flat, np.cumsum(sizes)[:-1])
+
+    def _weight_noise(self, config: FRSConfig) -> WeightNoise:
+        modules = tuple(config.weight_noise_modules or ())
+        key = (config.weight_noise_sigma, config.weight_noise_layers, modules, config.seed)
+        if key not in self._noise_cache:
+            self._noise_cache[key] = WeightNoise(
+                self.model,
+                config.weight_noise_sigma,
+                num_layers=config.weight_noise_layers,
+                module_names=modules or None,
+                seed=config.seed,
+            )
+        return self._noise_cache[key]
+
+    @contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train(was_training)
+
+
+@dataclass
+class _Votes:
+    units: TextUnits
+    area: list[Span]
+    votes: np.ndarray  # predicted class of every sampled copy, in sampling order
+    num_forwards: int

@@ -1,0 +1,176 @@
+"""Fuzzed text randomization: word units, position-dependent deletion, batching of copies.
+
+A text is tokenized once. Its *units* are whitespace-delimited words; every content token belongs
+to exactly one unit (a token that starts in whitespace, like GPT-2's ``Ġword``, belongs to the
+word that follows). A randomized copy keeps or deletes whole units, so it is built by selecting
+token ids, never by re-tokenizing text.
+
+Copies are truncated to the model's token budget *after* deletion, so truncation is part of the
+base classifier and the certificate covers the whole text, however long.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .utils import derive_seed
+
+Span = tuple[int, int]
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class TextUnits:
+    """A tokenized text with its word units."""
+
+    text: str
+    token_ids: np.ndarray  # int64 [T]: content tokens, special tokens excluded
+    token_unit: np.ndarray  # int64 [T]: unit index of each content token
+    unit_spans: np.ndarray  # int64 [U, 2]: character span of each unit
+    prefix_ids: tuple[int, ...]  # special tokens before the content, e.g. [CLS]
+    suffix_ids: tuple[int, ...]  # special tokens after the content, e.g. [SEP]
+
+    @property
+    def num_units(self) -> int:
+        return len(self.unit_spans)
+
+    @property
+    def num_special(self) -> int:
+        return len(self.prefix_ids) + len(self.suffix_ids)
+
+    def char_span(self, start: int, end: int) -> tuple[int, int, str]:
+        """Character span and text of the units ``start:end``."""
+        a, b = int(self.unit_spans[start, 0]), int(self.unit_spans[end - 1, 1])
+        return a, b, self.text[a:b]
+
+
+def check_texts(texts: str | Sequence[str]) -> list[str]:
+    """Normalize one text or a list of texts, rejecting what cannot be smoothed."""
+    if isinstance(texts, str):
+        texts = [texts]
+    elif not isinstance(texts, Sequence):
+        raise TypeError(f"Expected a string or a list of strings, got {type(texts).__name__}.")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"Text {i} is a {type(text).__name__}, not a string.")
+        if not text.strip():
+            raise ValueError(f"Text {i} is empty or whitespace only: there is nothing to classify.")
+    return texts
+
+
+def segment(tokenizer, texts: Sequence[str]) -> list[TextUnits]:
+    """Tokenize ``texts`` once (in one batched call) and map tokens to word units."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(
+            f"{type(tokenizer).__name__} is a slow tokenizer; FRS needs a fast (Rust) tokenizer for "
+            "character offsets. Load it with AutoTokenizer.from_pretrained(..., use_fast=True)."
+        )
+    texts = check_texts(texts)
+    enc = tokenizer(
+        texts,
+        add_special_tokens=True,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        truncation=False,
+        verbose=False,
+    )
+    out = []
+    for text, ids, offsets, special in zip(
+        texts, enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"], strict=True
+    ):
+        ids, offsets, special = np.asarray(ids, np.int64), np.asarray(offsets, np.int64), np.asarray(special)
+        start = int(np.argmin(special)) if not special.all() else len(ids)
+        end = len(ids) - int(np.argmin(special[::-1])) if not special.all() else len(ids)
+        spans = np.array([m.span() for m in _WORD.finditer(text)], np.int64).reshape(-1, 2)
+        token_unit = np.searchsorted(spans[:, 1], offsets[start:end, 0], side="right")
+        out.append(
+            TextUnits(
+                text=text,
+                token_ids=ids[start:end],
+                token_unit=np.minimum(token_unit, len(spans) - 1),
+                unit_spans=spans,
+                prefix_ids=tuple(ids[:start].tolist()),
+                suffix_ids=tuple(ids[end:].tolist()),
+            )
+        )
+    return out
+
+
+def unit_rates(
+    num_units: int, area: Sequence[Span] | None, omega_low: float, omega_high: float
+) -> np.ndarray:
+    """Deletion probability of each unit: ``omega_high`` inside the area's spans, ``omega_low`` elsewhere.
+
+    The area must be fixed before sampling (it is computed from the input, never from the draws).
+    """
+    rates = np.full(num_units, omega_low, dtype=np.float64)
+    for start, end in area or ():
+        if not (0 <= start < end <= num_units):
+            raise ValueError(f"Area span ({start}, {end}) is outside the text's {num_units} word units.")
+        rates[start:end] = omega_high
+    return rates
+
+
+@dataclass(frozen=True)
+class RandomizedCopies:
+    """The distinct copies of one example and how the sampled copies map onto them."""
+
+    sequences: list[np.ndarray]  # distinct token sequences, special tokens included
+    draws: np.ndarray  # weight-noise draw of each distinct sequence
+    inverse: np.ndarray  # [num_copies]: index into ``sequences`` of each sampled copy
+
+
+def randomize(
+    units: TextUnits,
+    rates: np.ndarray,
+    num_copies: int,
+    *,
+    seed: int,
+    index: int,
+    max_length: int,
+    num_draws: int = 1,
+    deduplicate: bool = True,
+) -> RandomizedCopies:
+    """Sample ``num_copies`` deletion copies of one example, seeded by ``(seed, index)``.
+
+    Each unit is deleted independently with its rate; each copy picks a weight-noise draw
+    uniformly at random. Identical (draw, tokens) pairs are kept once when ``deduplicate``.
+    """
+    rng = np.random.default_rng(derive_seed(seed, index))
+    keep = rng.random((num_copies, units.num_units)) >= rates
+    draws = rng.integers(num_draws, size=num_copies) if num_draws > 1 else np.zeros(num_copies, np.int64)
+
+    token_keep = keep[:, units.token_unit]
+    lengths = np.minimum(token_keep.sum(axis=1), max(0, max_length - units.num_special))
+    width = int(lengths.max(initial=0))
+    # A stable argsort of "deleted?" brings each copy's kept tokens to the front, in order.
+    order = np.argsort(~token_keep, axis=1, kind="stable")[:, :width]
+    rows = units.token_ids[order]
+    rows[np.arange(width)[None, :] >= lengths[:, None]] = -1
+    keys = np.concatenate([draws[:, None], rows], axis=1)
+    if deduplicate:
+        keys, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+    else:
+        inverse = np.arange(num_copies)
+    prefix, suffix = np.asarray(units.prefix_ids, np.int64), np.asarray(units.suffix_ids, np.int64)
+    sequences = [np.concatenate([prefix, row[row >= 0], suffix]) for row in keys[:, 1:]]
+    return RandomizedCopies(sequences=sequences, draws=keys[:, 0], inverse=inverse)
+
+
+def collate(sequences: Sequence[np.ndarray], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad token sequences to the longest one in the batch."""
+    lengths = np.array([len(s) for s in sequences])
+    mask = np.arange(lengths.max())[None, :] < lengths[:, None]
+    input_ids = np.full(mask.shape, pad_token_id, dtype=np.int64)
+    input_ids[mask] = np.concatenate(sequences)  # boolean assignment fills row by row, in order
+    return {
+        "input_ids": torch.from_numpy(input_ids),
+        "attention_mask": torch.from_numpy(mask.astype(np.int64)),
+    }
