@@ -64,9 +64,7 @@ def _largest_radius(threshold: float, w: float) -> int | None:
     if threshold >= 1.0:
         return None
     if threshold <= 0.0:
-        raise ValueError(
-            "p_lower = 1 and p_upper = 0 would certify every radius; a finite sample never proves that."
-        )
+        raise ValueError("p_lower = 1 and p_upper = 0 would certify every radius; a finite sample never proves that.")
     if w == 0.0:
         return 0
     r = max(0, math.ceil(math.log(threshold) / math.log(w)) - 1)
@@ -109,7 +107,8 @@ def insertion_radius(p_lower: float, p_upper: float, w: float) -> int | None:
     Holds when ``q p_lower > q p_upper + (1 - q)`` with ``q = w**r``. Binary:
     ``r < log(1 / (2 p_lower)) / log(w)``.
     """
-    return _largest_radius(1.0 / (1.0 + _check(p_lower, p_upper)), w)
+    margin = _check(p_lower, p_upper)
+    return _largest_radius(1.0 / (1.0 + margin) if margin > 0 else 1.0, w)
 
 
 # Decision rules --------------------------------------------------------------------------------
@@ -156,7 +155,7 @@ def certify_from_counts(
 def predict_from_counts(counts: np.ndarray, alpha: float) -> tuple[int | None, float]:
     """Cohen et al.'s PREDICT: the top class if a two-sided binomial test separates it from the
     runner-up at level ``alpha``, else abstain (None). Returns ``(label, p_value)``."""
-    counts = np.asarray(counts)
+    counts = np.asarray(counts, dtype=np.int64)
     order = np.argsort(-counts, kind="stable")
     n_a, n_b = int(counts[order[0]]), int(counts[order[1]]) if len(counts) > 1 else 0
     p_value = float(binomtest(n_a, n_a + n_b, 0.5).pvalue) if n_a + n_b > 0 else 1.0

@@ -37,9 +37,7 @@ class FRSConfig:
     )
     omega_high: float = field(
         default=0.9,
-        metadata=_help(
-            "Deletion probability of a word inside the vulnerable area. Must be in [omega_low, 1)."
-        ),
+        metadata=_help("Deletion probability of a word inside the vulnerable area. Must be in [omega_low, 1)."),
     )
     fuzzing: bool = field(
         default=False,
@@ -63,9 +61,7 @@ class FRSConfig:
     )
     weight_noise_draws: int = field(
         default=1,
-        metadata=_help(
-            "K: number of Gaussian weight draws; each randomized copy uses one draw chosen at random."
-        ),
+        metadata=_help("K: number of Gaussian weight draws; each randomized copy uses one draw chosen at random."),
     )
     weight_noise_modules: list[str] | None = field(
         default=None,
@@ -76,9 +72,7 @@ class FRSConfig:
     )
     # Monte Carlo certification
     n0: int = field(default=100, metadata=_help("Randomized copies used to pick the candidate class."))
-    n: int = field(
-        default=1000, metadata=_help("Fresh randomized copies used to bound the candidate's probability.")
-    )
+    n: int = field(default=1000, metadata=_help("Fresh randomized copies used to bound the candidate's probability."))
     alpha: float = field(
         default=0.001,
         metadata=_help("Failure probability of the certificate (one-sided Clopper-Pearson level)."),
@@ -129,9 +123,7 @@ class FRSConfig:
         if not self.weight_noise_sigma >= 0.0:
             raise ValueError(f"FRSConfig.weight_noise_sigma must be >= 0, got {self.weight_noise_sigma!r}.")
         if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 3):
-            raise ValueError(
-                f"FRSConfig.max_length must be an integer >= 3 or None, got {self.max_length!r}."
-            )
+            raise ValueError(f"FRSConfig.max_length must be an integer >= 3 or None, got {self.max_length!r}.")
         if not isinstance(self.seed, int):
             raise ValueError(f"FRSConfig.seed must be an integer, got {self.seed!r}.")
 

@@ -76,9 +76,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                 f"model.config.id2label has {len(model.config.id2label)} entries but num_labels is {num_labels}."
             )
         if not getattr(tokenizer, "is_fast", False):
-            raise ValueError(
-                f"{type(tokenizer).__name__} is not a fast tokenizer; FRS needs character offsets."
-            )
+            raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer; FRS needs character offsets.")
         if tokenizer.pad_token_id is None:  # decoder models: pad with EOS, as HF examples do
             tokenizer.pad_token = tokenizer.eos_token
         if getattr(model.config, "pad_token_id", None) is None:
@@ -111,9 +109,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         """
         hub_kwargs = {k: model_kwargs[k] for k in _HUB_KWARGS if k in model_kwargs}
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                pretrained_model_name_or_path, **model_kwargs
-            )
+            model = AutoModelForSequenceClassification.from_pretrained(pretrained_model_name_or_path, **model_kwargs)
         except RuntimeError as err:
             if "mismatch" not in str(err):
                 raise
@@ -156,9 +152,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         if config.max_length is None:
             return min(limit, 512)
         if config.max_length > limit:
-            raise ValueError(
-                f"FRSConfig.max_length={config.max_length} exceeds the model's limit of {limit} tokens."
-            )
+            raise ValueError(f"FRSConfig.max_length={config.max_length} exceeds the model's limit of {limit} tokens.")
         return config.max_length
 
     # Public API ----------------------------------------------------------------------------------
@@ -209,9 +203,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             estimation = v.votes[config.n0 :] if certify else v.votes
             counts = np.bincount(estimation, minlength=self.num_labels)
             spans = [v.units.char_span(s, e) for s, e in v.area]
-            common = dict(
-                counts=counts.tolist(), num_copies=num_copies, num_forwards=v.num_forwards, area_spans=spans
-            )
+            common = dict(counts=counts.tolist(), num_copies=num_copies, num_forwards=v.num_forwards, area_spans=spans)
             if certify:
                 w_area = config.omega_high if v.area or config.omega_low == config.omega_high else None
                 cert = certify_from_counts(
@@ -247,9 +239,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
     ) -> list[_Votes]:
         """Randomize every text and classify all copies; returns each copy's predicted class."""
         if config.fuzzing:
-            raise NotImplementedError(
-                "Fuzzing (FRSConfig.fuzzing=True) is not available in this version yet."
-            )
+            raise NotImplementedError("Fuzzing (FRSConfig.fuzzing=True) is not available in this version yet.")
         if areas is not None and len(areas) != len(texts):
             raise ValueError(f"Got {len(areas)} areas for {len(texts)} texts.")
         if indices is not None and len(indices) != len(texts):

@@ -12,7 +12,7 @@ base classifier and the certificate covers the whole text, however long.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,11 +49,11 @@ class TextUnits:
         return a, b, self.text[a:b]
 
 
-def check_texts(texts: str | Sequence[str]) -> list[str]:
+def check_texts(texts: str | Iterable[str]) -> list[str]:
     """Normalize one text or a list of texts, rejecting what cannot be smoothed."""
     if isinstance(texts, str):
         texts = [texts]
-    elif not isinstance(texts, Sequence):
+    elif isinstance(texts, (bytes, dict)) or not isinstance(texts, Iterable):
         raise TypeError(f"Expected a string or a list of strings, got {type(texts).__name__}.")
     texts = list(texts)
     for i, text in enumerate(texts):
@@ -102,9 +102,7 @@ def segment(tokenizer, texts: Sequence[str]) -> list[TextUnits]:
     return out
 
 
-def unit_rates(
-    num_units: int, area: Sequence[Span] | None, omega_low: float, omega_high: float
-) -> np.ndarray:
+def unit_rates(num_units: int, area: Sequence[Span] | None, omega_low: float, omega_high: float) -> np.ndarray:
     """Deletion probability of each unit: ``omega_high`` inside the area's spans, ``omega_low`` elsewhere.
 
     The area must be fixed before sampling (it is computed from the input, never from the draws).

@@ -11,7 +11,4 @@ def derive_seed(*keys: int) -> int:
     Seeding each example from its own index is what makes results independent of batch size and
     of how examples are split across processes.
     """
-    return int(
-        np.random.SeedSequence([int(k) & 0xFFFFFFFFFFFFFFFF for k in keys]).generate_state(2, np.uint64)[0]
-        >> 1
-    )
+    return int(np.random.SeedSequence([int(k) & 0xFFFFFFFFFFFFFFFF for k in keys]).generate_state(2, np.uint64)[0] >> 1)

@@ -49,9 +49,10 @@ def top_parameter_names(model: nn.Module, num_layers: int) -> list[str]:
     final norm) and the classification head."""
     model = _unwrap(model)
     layers_name, layers = find_layer_list(model)
-    if num_layers > len(layers):
+    if not 0 <= num_layers <= len(layers):
         raise ValueError(
-            f"weight_noise_layers={num_layers} but {type(model).__name__} has only {len(layers)} layers."
+            f"weight_noise_layers={num_layers} but {type(model).__name__} has only {len(layers)} layers; "
+            f"choose 0 to {len(layers)}."
         )
     prefixes = [f"{layers_name}.{i}." for i in range(len(layers) - num_layers, len(layers))]
     # Children of the base model registered after the layer stack (pooler, ln_f, norm) are "above".
@@ -113,9 +114,15 @@ class WeightNoise:
             else top_parameter_names(unwrapped, num_layers)
         )
         named = dict(unwrapped.named_parameters())
-        # PEFT: only trainable parameters (adapters and head) carry noise; frozen base weights don't.
-        trainable_only = unwrapped is not model
-        self.parameters = {n: named[n] for n in names if not trainable_only or named[n].requires_grad}
+        if unwrapped is not model:
+            # PEFT: only the active adapter's weights (LoRA matrices, modules_to_save head) carry noise,
+            # whether they were loaded trainable or frozen for inference; base weights never do.
+            active = getattr(model, "active_adapter", "default")
+            adapters = [active] if isinstance(active, str) else list(active)
+            names = [n for n in names if any(f".{a}." in n for a in adapters)]
+        self.parameters = {n: named[n] for n in names}
+        if not self.parameters:
+            raise ValueError(f"No parameters selected for weight noise in {type(model).__name__}.")
 
     @property
     def enabled(self) -> bool:

@@ -1,0 +1,133 @@
+"""Tests of ``FRSConfig``: validation, ``replace`` and (de)serialization."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import pytest
+
+from frs_hf.config import CONFIG_NAME, FRSConfig
+
+
+def test_defaults_validate():
+    config = FRSConfig()
+    config.validate()
+    assert 0.0 <= config.omega_low <= config.omega_high < 1.0
+    assert 0.0 < config.alpha < 1.0
+    assert 1 <= config.n0 <= config.n
+
+
+def test_validate_catches_later_mutation():
+    config = FRSConfig()
+    config.alpha = 1.5
+    with pytest.raises(ValueError, match=r"\balpha\b"):
+        config.validate()
+
+
+def _non_default_config() -> FRSConfig:
+    return FRSConfig(
+        omega_low=0.3,
+        omega_high=0.85,
+        fuzzing=True,
+        fuzzing_budget=16,
+        weight_noise_sigma=0.01,
+        weight_noise_layers=2,
+        weight_noise_draws=4,
+        weight_noise_modules=["encoder.layer.5", "classifier"],
+        n0=10,
+        n=500,
+        alpha=0.01,
+        batch_size=32,
+        seed=7,
+        max_length=128,
+        deduplicate=False,
+    )
+
+
+def test_json_round_trip():
+    config = _non_default_config()
+    text = config.to_json_string()
+    data = json.loads(text)
+    assert set(data) == {f.name for f in dataclasses.fields(FRSConfig)}
+    restored = FRSConfig.from_dict(data)
+    assert restored == config
+    assert restored.to_json_string() == text
+    assert FRSConfig.from_dict(json.loads(FRSConfig().to_json_string())) == FRSConfig()
+
+
+def test_save_and_load_pretrained(tmp_path):
+    config = _non_default_config()
+    path = config.save_pretrained(tmp_path / "ckpt")
+    assert path == str(tmp_path / "ckpt" / CONFIG_NAME)
+    with open(path, encoding="utf-8") as f:
+        assert json.load(f) == config.to_dict()
+    loaded = FRSConfig.from_pretrained(tmp_path / "ckpt")
+    assert loaded == config
+    assert FRSConfig.from_pretrained(str(tmp_path / "ckpt")) == config
+
+
+def test_from_pretrained_without_config_returns_none(tmp_path):
+    (tmp_path / "config.json").write_text("{}", encoding="utf-8")  # a model dir without frs_config.json
+    assert FRSConfig.from_pretrained(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"omega_low": 1.0}, "omega_low"),
+        ({"omega_low": -0.1}, "omega_low"),
+        ({"omega_high": 1.0}, "omega_high"),
+        ({"omega_low": 0.5, "omega_high": 0.4}, "omega_low"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"alpha": 1.0}, "alpha"),
+        ({"n0": 200, "n": 100}, "n0"),
+        ({"n": 0}, "n"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"n0": 5, "n": 10, "weight_noise_draws": 11}, "weight_noise_draws"),
+        ({"weight_noise_layers": -1}, "weight_noise_layers"),
+        ({"weight_noise_sigma": -1.0}, "weight_noise_sigma"),
+        ({"max_length": 2}, "max_length"),
+    ],
+)
+def test_invalid_values_raise_naming_the_field(changes, field):
+    pattern = rf"\b{re.escape(field)}\b"
+    with pytest.raises(ValueError, match=pattern):
+        FRSConfig(**changes)
+    with pytest.raises(ValueError, match=pattern):
+        FRSConfig().replace(**changes)
+    with pytest.raises(ValueError, match=pattern):
+        FRSConfig.from_dict({**FRSConfig().to_dict(), **changes})
+
+
+def test_replace_returns_validated_copy():
+    config = FRSConfig()
+    changed = config.replace(alpha=0.05, n=2000)
+    assert changed is not config
+    assert (changed.alpha, changed.n) == (0.05, 2000)
+    assert (config.alpha, config.n) == (FRSConfig().alpha, FRSConfig().n)  # original untouched
+    assert changed.omega_low == config.omega_low
+    with pytest.raises(ValueError, match=r"\bn0\b"):
+        config.replace(n0=5000)
+
+
+def test_replace_unknown_field_is_type_error():
+    with pytest.raises(TypeError, match="omega_mid"):
+        FRSConfig().replace(omega_mid=0.5)
+
+
+def test_replace_none_keeps_field():
+    config = FRSConfig(max_length=128, alpha=0.01)
+    changed = config.replace(max_length=None, alpha=None, n=None, omega_low=0.1)
+    assert changed.max_length == 128
+    assert changed.alpha == 0.01
+    assert changed.n == config.n
+    assert changed.omega_low == 0.1
+
+
+def test_from_dict_unknown_key_is_value_error():
+    data = FRSConfig().to_dict()
+    data["sigma"] = 0.5
+    with pytest.raises(ValueError, match="sigma"):
+        FRSConfig.from_dict(data)

@@ -1,0 +1,300 @@
+"""SmoothedModelForSequenceClassification on real (tiny, trained-here, or packaged) models."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+    BertTokenizerLegacy,
+)
+
+from frs_hf import FRSConfig, FRSResult, SmoothedModelForSequenceClassification, segment
+from frs_hf.randomize import collate
+
+SHORT = ["a gripping , beautifully acted film", "dull and tedious", "the plot is a mess"]
+
+
+@pytest.fixture
+def smoothed(tiny_sentiment_model, tokenizer):
+    return SmoothedModelForSequenceClassification.from_model(
+        tiny_sentiment_model, tokenizer, FRSConfig(n0=20, n=200, omega_low=0.3)
+    )
+
+
+def test_certify_result_fields(smoothed):
+    results = smoothed.certify(SHORT)
+    assert len(results) == 3 and all(isinstance(r, FRSResult) for r in results)
+    for r in results:
+        assert sum(r.counts) == 200 and len(r.counts) == 2
+        assert r.num_copies == 220
+        # Short texts at a low rate repeat copies: de-duplication forwards far fewer than sampled.
+        assert 0 < r.num_forwards < r.num_copies
+        if not r.abstained:
+            assert r.label_name == smoothed.id2label[r.label]
+            assert 0.5 < r.p_lower < r.counts[r.label] / 200
+            assert r.radius is not None and r.radius >= 0
+            assert r.area_radius is None  # no area flagged, omega_low < omega_high
+    single = smoothed.certify(SHORT[0])
+    assert isinstance(single, FRSResult) and single == results[0]
+
+
+def test_results_independent_of_batch_size_and_batch_composition(smoothed):
+    full = smoothed.certify(SHORT, batch_size=64)
+    assert smoothed.certify(SHORT, batch_size=3) == full
+    assert smoothed.certify(SHORT, deduplicate=False) == [
+        FRSResult(**{**r.to_dict(), "num_forwards": 220}) for r in full
+    ]
+    # Example 2 alone, seeded with its index in the original list, gets the same randomness.
+    assert smoothed.certify([SHORT[2]], indices=[2]) == [full[2]]
+
+
+def test_predict_and_forward(smoothed):
+    pred = smoothed.predict(SHORT[0])
+    assert pred.p_value is not None and pred.radius is None and sum(pred.counts) == 200
+    # Ten unanimous votes cannot pass a binomial test at alpha = 1e-4 (p = 2 * 0.5**10): abstain.
+    tiny = smoothed.predict(SHORT[0], n=10, n0=10, alpha=1e-4, omega_low=0.0)
+    assert tiny.abstained and tiny.label is None and tiny.counts in ([10, 0], [0, 10])
+    probs = smoothed(SHORT)
+    assert probs.shape == (3, 2) and torch.allclose(probs.sum(-1), torch.ones(3))
+    certified = smoothed.certify(SHORT, n0=20)
+    for p, c in zip(probs, certified, strict=True):
+        assert np.allclose(p.numpy() * 200, c.counts)  # the same estimation copies vote
+
+
+def test_area_spans_and_area_radius(smoothed):
+    text = "cf the acting is wonderful"
+    result = smoothed.certify(text, areas=[[(0, 1)]], omega_low=0.1, omega_high=0.9)
+    assert result.area_spans == [(0, 2, "cf")]
+    if not result.abstained:
+        assert result.area_radius is not None and result.area_radius >= result.radius
+    with pytest.raises(ValueError, match="outside the text's 5 word units"):
+        smoothed.certify(text, areas=[[(3, 9)]])
+    with pytest.raises(ValueError, match="2 areas for 1 texts"):
+        smoothed.certify([text], areas=[None, None])
+
+
+def test_save_load_roundtrip(smoothed, tmp_path):
+    config = FRSConfig(n0=20, n=200, omega_low=0.3, seed=7)
+    smoothed.frs_config = config
+    smoothed.save_pretrained(tmp_path)
+    files = set(os.listdir(tmp_path))
+    assert {"model.safetensors", "config.json", "frs_config.json", "tokenizer.json"} <= files
+    assert not any(f.endswith(".bin") for f in files)
+    loaded = SmoothedModelForSequenceClassification.from_pretrained(tmp_path)
+    assert loaded.frs_config == config
+    assert loaded.certify(SHORT) == smoothed.certify(SHORT)
+    # The base checkpoint stays a plain HF checkpoint.
+    plain = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    for (name, a), b in zip(smoothed.model.state_dict().items(), plain.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    # An explicit config wins over the saved one.
+    override = SmoothedModelForSequenceClassification.from_pretrained(tmp_path, FRSConfig(n=50, n0=5))
+    assert override.frs_config.n == 50
+
+
+def test_from_pretrained_packaged_minilm(minilm_path):
+    smoothed = SmoothedModelForSequenceClassification.from_pretrained(minilm_path, num_labels=3)
+    assert smoothed.num_labels == 3 and smoothed.frs_config == FRSConfig()
+    result = smoothed.certify("an engaging story", n0=5, n=20)
+    assert sum(result.counts) == 20 and len(result.counts) == 3
+
+
+def test_push_to_hub_uploads_checkpoint_and_frs_config(smoothed, monkeypatch):
+    """The Hub cannot be reached here: the boundary (repo creation, model card lookup, upload) is
+    replaced by recorders; everything up to the upload call is the real transformers code path."""
+    import transformers.utils.hub as hub
+
+    uploaded = {}
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kwargs):
+            return type("Repo", (), {"repo_id": repo_id})()
+
+    def fake_upload(self, working_dir, repo_id, **kwargs):
+        uploaded["files"] = sorted(os.listdir(working_dir))
+        with open(os.path.join(working_dir, "frs_config.json")) as f:
+            uploaded["frs_config"] = FRSConfig.from_dict(__import__("json").load(f))
+        return f"https://hub.invalid/{repo_id}/commit/0"
+
+    monkeypatch.setattr(hub, "hf_api", lambda: FakeApi())
+    monkeypatch.setattr(
+        hub,
+        "create_and_tag_model_card",
+        lambda *a, **k: type("Card", (), {"save": lambda s, p: open(p, "w").write("card")})(),
+    )
+    monkeypatch.setattr(type(smoothed), "_upload_modified_files", fake_upload)
+    assert smoothed.push_to_hub("me/frs-model").endswith("/commit/0")
+    assert {"model.safetensors", "config.json", "frs_config.json", "tokenizer.json", "README.md"} <= set(
+        uploaded["files"]
+    )
+    assert not any(f.endswith(".bin") for f in uploaded["files"])
+    assert uploaded["frs_config"] == smoothed.frs_config
+
+
+def test_weight_noise_draws_restore_weights(smoothed):
+    before = {k: v.clone() for k, v in smoothed.model.state_dict().items()}
+    plain = smoothed.certify(SHORT)
+    noisy = smoothed.certify(SHORT, weight_noise_sigma=0.5, weight_noise_draws=4, weight_noise_layers=1)
+    assert noisy == smoothed.certify(SHORT, weight_noise_sigma=0.5, weight_noise_draws=4, weight_noise_layers=1)
+    assert [r.counts for r in noisy] != [r.counts for r in plain]  # sigma = 0.5 changes votes
+    for k, v in smoothed.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    # Identical token sequences under different weight draws are different forwards.
+    assert all(n.num_forwards > p.num_forwards for n, p in zip(noisy, plain, strict=True))
+
+
+# Bad input ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("texts", "error", "match"),
+    [
+        ("", ValueError, "empty"),
+        ("   \n\t", ValueError, "empty"),
+        (["fine", ""], ValueError, "Text 1 is empty"),
+        (42, TypeError, "string"),
+        (["fine", None], TypeError, "Text 1 is a NoneType"),
+    ],
+)
+def test_bad_texts(smoothed, texts, error, match):
+    with pytest.raises(error, match=match):
+        smoothed.certify(texts)
+
+
+def test_bad_overrides_and_models(smoothed, tokenizer, minilm_path, tmp_path):
+    with pytest.raises(ValueError, match="n0"):
+        smoothed.certify("fine", n0=500, n=100)
+    with pytest.raises(TypeError, match="Unknown FRSConfig field"):
+        smoothed.certify("fine", sample_count=3)
+    with pytest.raises(ValueError, match="max_length=4096 exceeds"):
+        smoothed.certify("fine", max_length=4096)
+    with pytest.raises(ValueError, match="at least 2 labels"):
+        SmoothedModelForSequenceClassification(
+            BertForSequenceClassification(
+                BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8, num_labels=1)
+            ),
+            tokenizer,
+        )
+    with pytest.raises(ValueError, match="fast tokenizer"):
+        SmoothedModelForSequenceClassification(
+            smoothed.model, BertTokenizerLegacy(os.path.join(minilm_path, "vocab.txt"))
+        )
+    smoothed.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="does not have num_labels=3 outputs"):
+        SmoothedModelForSequenceClassification.from_pretrained(tmp_path, num_labels=3)
+
+
+def test_long_text_is_certified_whole_with_a_warning(smoothed, caplog):
+    words = ("the film is long but " * 2000).split()  # 10,000 words, far above 512 tokens
+    text = " ".join(words)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.get_logger("frs_hf").propagate = True
+    with caplog.at_level("WARNING"):
+        result = smoothed.certify(text, n0=5, n=20, omega_low=0.5)
+    assert "truncated to max_length *after* deletion" in caplog.text
+    assert sum(result.counts) == 20 and result.num_forwards == 25  # every copy differs
+
+
+# Empirical certificate check ------------------------------------------------------------------------
+
+
+class ExactSmoother:
+    """The smoothed classifier computed exactly: enumerate every kept subset of a short text."""
+
+    def __init__(self, model, tokenizer):
+        self.model, self.tokenizer, self.cache = model, tokenizer, {}
+
+    def _classify(self, sequences):
+        todo = [s for s in set(sequences) if s not in self.cache]
+        for i in range(0, len(todo), 512):
+            batch = todo[i : i + 512]
+            with torch.inference_mode():
+                logits = self.model(**collate([np.array(s) for s in batch], self.tokenizer.pad_token_id)).logits
+            self.cache.update(zip(batch, logits.argmax(-1).tolist(), strict=True))
+
+    def distribution(self, words: list[str], rates: list[float], num_labels: int = 2) -> np.ndarray:
+        key = (tuple(words), tuple(rates))
+        if key not in self.cache:
+            units = segment(self.tokenizer, [" ".join(words)])[0]
+            assert units.num_units == len(words)
+            pieces = [tuple(units.token_ids[units.token_unit == u].tolist()) for u in range(len(words))]
+            subsets = np.array(list(itertools.product([False, True], repeat=len(words))), dtype=bool)
+            sequences = [
+                units.prefix_ids + sum((p for k, p in zip(keep, pieces, strict=True) if k), ()) + units.suffix_ids
+                for keep in subsets
+            ]
+            self._classify(sequences)
+            weights = np.where(subsets, 1 - np.asarray(rates), np.asarray(rates)).prod(axis=1)
+            labels = np.array([self.cache[s] for s in sequences])
+            self.cache[key] = np.bincount(labels, weights=weights, minlength=num_labels)
+        return self.cache[key]
+
+
+def _edits(words: list[str], vocab: list[str], radius: int):
+    """Every text within ``radius`` insertions, deletions and substitutions of ``words``."""
+    frontier = {tuple(words)}
+    seen = set(frontier)
+    for _ in range(radius):
+        nxt = set()
+        for w in frontier:
+            for i in range(len(w) + 1):
+                nxt.update(w[:i] + (v,) + w[i:] for v in vocab)
+            for i in range(len(w)):
+                nxt.add(w[:i] + w[i + 1 :])
+                nxt.update(w[:i] + (v,) + w[i + 1 :] for v in vocab)
+        frontier = {w for w in nxt - seen if w}
+        seen |= frontier
+    return seen - {tuple(words)}
+
+
+@pytest.mark.slow
+def test_certificates_hold_under_exact_enumeration(tiny_sentiment_model, tokenizer, rotten_tomatoes):
+    """For certified short texts, every text within ``radius`` edits (words from a small vocabulary)
+    and every removal of up to ``area_radius`` area units keeps the exact smoothed prediction."""
+    exact = ExactSmoother(tiny_sentiment_model, tokenizer)
+    texts = [" ".join(t.split()[:5]) for t in rotten_tomatoes["test"]["text"][:40] if len(t.split()) >= 5]
+    vocab = ["great", "awful", "cf"]
+    smoothed = SmoothedModelForSequenceClassification.from_model(tiny_sentiment_model, tokenizer)
+
+    # Edits anywhere, uniform rate w: every unit (inserted ones too) is deleted with probability w.
+    # At w = 0.75 the binary radius is at most 2 (w**3 < 0.5), which keeps the enumeration small.
+    w = 0.75
+    results = smoothed.certify(texts, n0=100, n=4000, alpha=0.001, omega_low=w, omega_high=w)
+    checked_edits = 0
+    for text, result in zip(texts, results, strict=True):
+        if result.abstained:
+            continue
+        words = text.split()
+        p_exact = exact.distribution(words, [w] * len(words))
+        assert p_exact[result.label] >= result.p_lower  # Clopper-Pearson held
+        for variant in _edits(words, vocab, result.radius):
+            p = exact.distribution(list(variant), [w] * len(variant))
+            assert np.argmax(p) == result.label, (text, variant, p)
+            checked_edits += 1
+    assert checked_edits > 100  # the check had something to check
+
+    # Trigger removal: the first two units form the area (rate 0.9), the rest keep rate 0.2.
+    low, high = 0.2, 0.9
+    results = smoothed.certify(texts, areas=[[(0, 2)]] * len(texts), n0=100, n=4000, omega_low=low, omega_high=high)
+    checked_removals = 0
+    for text, result in zip(texts, results, strict=True):
+        if result.abstained:
+            continue
+        words = text.split()
+        rates = [high, high] + [low] * (len(words) - 2)
+        assert exact.distribution(words, rates)[result.label] >= result.p_lower
+        for size in range(1, min(result.area_radius, 2) + 1):
+            for removed in itertools.combinations(range(2), size):
+                kept = [i for i in range(len(words)) if i not in removed]
+                p = exact.distribution([words[i] for i in kept], [rates[i] for i in kept])
+                assert np.argmax(p) == result.label, (text, removed, p)
+                checked_removals += 1
+    assert checked_removals > 10
