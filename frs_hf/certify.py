@@ -135,13 +135,15 @@ def certify_from_counts(
     alpha: float,
     w_min: float,
     w_area: float | None = None,
+    area_size: int | None = None,
 ) -> Certificate:
     """Cohen et al.'s CERTIFY for deletion smoothing.
 
     The candidate class is the top of ``selection_counts`` (n0 copies); its probability is bounded
     on the independent ``estimation_counts`` (n copies). ``w_min`` is the smallest deletion rate in
     use (for ``radius``), ``w_area`` the rate of the flagged area (for ``area_radius``; None when
-    no unit carries it).
+    no unit carries it). ``area_size``, the number of units carrying ``w_area``, caps
+    ``area_radius``: removing all of them is the most the certificate can speak about.
     """
     label = int(np.argmax(selection_counts))
     p_lower, p_upper = vote_bounds(estimation_counts, label, alpha)
@@ -149,6 +151,8 @@ def certify_from_counts(
     if radius is None:
         return Certificate(None, p_lower, p_upper, None, None)
     area_radius = None if w_area is None else removal_radius(p_lower, p_upper, w_area)
+    if area_radius is not None and area_size is not None:
+        area_radius = min(area_radius, area_size)
     return Certificate(label, p_lower, p_upper, radius, area_radius)
 
 

@@ -205,13 +205,14 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             spans = [v.units.char_span(s, e) for s, e in v.area]
             common = dict(counts=counts.tolist(), num_copies=num_copies, num_forwards=v.num_forwards, area_spans=spans)
             if certify:
-                w_area = config.omega_high if v.area or config.omega_low == config.omega_high else None
+                area_size = int((v.rates >= config.omega_high).sum())
                 cert = certify_from_counts(
                     np.bincount(v.votes[: config.n0], minlength=self.num_labels),
                     counts,
                     config.alpha,
                     w_min=config.omega_low,
-                    w_area=w_area,
+                    w_area=config.omega_high if area_size else None,
+                    area_size=area_size,
                 )
                 label = cert.label
                 extra = dict(p_lower=cert.p_lower, radius=cert.radius, area_radius=cert.area_radius)
@@ -279,10 +280,10 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                         num_draws=config.weight_noise_draws,
                         deduplicate=config.deduplicate,
                     )
-                    chunk.append((units, area, copies))
-                predictions = self._classify([c for _, _, c in chunk], config)
-                for (units, area, copies), pred in zip(chunk, predictions, strict=True):
-                    out.append(_Votes(units, area, pred[copies.inverse], len(copies.sequences)))
+                    chunk.append((units, area, rates, copies))
+                predictions = self._classify([c[-1] for c in chunk], config)
+                for (units, area, rates, copies), pred in zip(chunk, predictions, strict=True):
+                    out.append(_Votes(units, area, rates, pred[copies.inverse], len(copies.sequences)))
                 bar.update(len(chunk))
         return out
 
@@ -335,5 +336,6 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
 class _Votes:
     units: TextUnits
     area: list[Span]
+    rates: np.ndarray  # deletion rate of each unit
     votes: np.ndarray  # predicted class of every sampled copy, in sampling order
     num_forwards: int

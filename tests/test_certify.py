@@ -502,3 +502,11 @@ def test_simulation_has_power_against_unsound_certify():
     assert fractions[0] > 3 * limit, fractions
     assert fractions[1] > 3 * limit, fractions
     assert fractions[2] > 3 * limit, fractions
+
+
+def test_area_radius_is_capped_by_the_number_of_area_units():
+    counts0, counts = np.array([0, 20]), np.array([0, 200])
+    uncapped = certify_from_counts(counts0, counts, 0.01, w_min=0.2, w_area=0.9)
+    assert uncapped.area_radius > 3
+    capped = certify_from_counts(counts0, counts, 0.01, w_min=0.2, w_area=0.9, area_size=3)
+    assert capped.area_radius == 3 and capped.radius == uncapped.radius

@@ -1,0 +1,56 @@
+"""The ``frs-hf`` command line, run in-process on the packaged MiniLM."""
+
+from __future__ import annotations
+
+import json
+
+from frs_hf import FRSConfig
+from frs_hf.cli import main
+
+
+def test_certify_prints_one_json_result_per_text(capsys, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a fine film\n\nan utter bore\n")
+    code = main(
+        [
+            "certify",
+            "--model",
+            "packaged:minilm",
+            "--num-labels",
+            "2",
+            "--file",
+            str(texts),
+            "--text",
+            "solid",
+            "--n",
+            "30",
+            "--n0",
+            "5",
+            "--omega-low",
+            "0.3",
+            "--no-deduplicate",
+        ]
+    )
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in lines] == ["solid", "a fine film", "an utter bore"]
+    for r in lines:
+        assert sum(r["counts"]) == 30 and r["num_copies"] == 35 and r["num_forwards"] == 35
+
+
+def test_saved_settings_apply_unless_overridden(capsys, tmp_path, tiny_sentiment_model, tokenizer):
+    from frs_hf import SmoothedModelForSequenceClassification
+
+    SmoothedModelForSequenceClassification(tiny_sentiment_model, tokenizer, FRSConfig(n=40, n0=4)).save_pretrained(
+        tmp_path
+    )
+    assert main(["certify", "--model", str(tmp_path), "--text", "moving", "--predict-only"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert sum(result["counts"]) == 40 and result["radius"] is None and result["p_value"] is not None
+
+
+def test_errors_are_one_line_messages(capsys):
+    assert main(["certify", "--model", "packaged:minilm", "--num-labels", "2", "--text", " "]) == 2
+    assert "error: Text 0 is empty" in capsys.readouterr().err
+    assert main(["certify", "--model", "packaged:minilm", "--num-labels", "2", "--text", "ok", "--alpha", "2"]) == 2
+    assert "FRSConfig.alpha must be in (0, 1)" in capsys.readouterr().err
