@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_NAME = "frs_config.json"
+FUZZING_METHODS = ("mcts", "occlusion", "random")
 
 
 def _help(text: str) -> dict[str, str]:
@@ -45,7 +46,37 @@ class FRSConfig:
     )
     fuzzing_budget: int = field(
         default=64,
-        metadata=_help("Model forwards the fuzzing search may spend per input."),
+        metadata=_help("Model forwards the fuzzing search may spend per input (never exceeded)."),
+    )
+    fuzzing_method: str = field(
+        default="mcts",
+        metadata=_help(
+            "Area finder: 'mcts' (tree search over spans), 'occlusion' (leave one word out: one forward "
+            "per word, ignores the budget) or 'random' (random spans, same budget)."
+        ),
+    )
+    fuzzing_max_area: float = field(
+        default=0.5,
+        metadata=_help("Largest fraction of the words that the vulnerable area may cover."),
+    )
+    fuzzing_threshold: float = field(
+        default=0.5,
+        metadata=_help(
+            "A span stands out when its score (KL divergence its mutation causes) is at least this "
+            "fraction of the text's best span score."
+        ),
+    )
+    fuzzing_min_kl: float = field(
+        default=0.1,
+        metadata=_help("Spans whose mutation moves the output less than this (nats) are never flagged."),
+    )
+    fuzzing_exploration: float = field(
+        default=1.0,
+        metadata=_help("UCT exploration constant of the MCTS (scores are normalized to [0, 1])."),
+    )
+    fuzzing_batch: int = field(
+        default=8,
+        metadata=_help("Leaves selected per MCTS round (with virtual loss) and forwarded as one batch."),
     )
     # Biphased parameter smoothing (inference phase)
     weight_noise_sigma: float = field(
@@ -107,7 +138,18 @@ class FRSConfig:
             )
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"FRSConfig.alpha must be in (0, 1), got {self.alpha!r}.")
-        for name in ("n0", "n", "batch_size", "weight_noise_draws", "fuzzing_budget"):
+        if self.fuzzing_method not in FUZZING_METHODS:
+            raise ValueError(
+                f"FRSConfig.fuzzing_method must be one of {', '.join(FUZZING_METHODS)}, got {self.fuzzing_method!r}."
+            )
+        if not 0.0 < self.fuzzing_max_area <= 1.0:
+            raise ValueError(f"FRSConfig.fuzzing_max_area must be in (0, 1], got {self.fuzzing_max_area!r}.")
+        if not 0.0 <= self.fuzzing_threshold <= 1.0:
+            raise ValueError(f"FRSConfig.fuzzing_threshold must be in [0, 1], got {self.fuzzing_threshold!r}.")
+        for name in ("fuzzing_min_kl", "fuzzing_exploration"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"FRSConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
+        for name in ("n0", "n", "batch_size", "weight_noise_draws", "fuzzing_budget", "fuzzing_batch"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"FRSConfig.{name} must be a positive integer, got {value!r}.")

@@ -22,6 +22,7 @@ from transformers.utils import PushToHubMixin, logging
 
 from .certify import certify_from_counts, predict_from_counts
 from .config import FRSConfig
+from .fuzzing import FuzzingResult, find_area
 from .randomize import RandomizedCopies, Span, TextUnits, check_texts, collate, randomize, segment, unit_rates
 from .weight_noise import WeightNoise
 
@@ -39,6 +40,8 @@ class FRSResult:
 
     ``counts`` are the votes of the estimation copies per class. ``radius`` holds for edits
     anywhere; ``area_radius`` for removing units inside the flagged area (see docs/theory.md).
+    ``num_forwards`` counts the distinct smoothing copies forwarded, ``fuzzing_forwards`` the
+    forwards the area search spent.
     Both are ``None`` when abstaining and for :meth:`~SmoothedModelForSequenceClassification.predict`.
     """
 
@@ -53,6 +56,7 @@ class FRSResult:
     num_copies: int = 0
     num_forwards: int = 0
     area_spans: list[tuple[int, int, str]] = field(default_factory=list)
+    fuzzing_forwards: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -203,7 +207,13 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             estimation = v.votes[config.n0 :] if certify else v.votes
             counts = np.bincount(estimation, minlength=self.num_labels)
             spans = [v.units.char_span(s, e) for s, e in v.area]
-            common = dict(counts=counts.tolist(), num_copies=num_copies, num_forwards=v.num_forwards, area_spans=spans)
+            common = dict(
+                counts=counts.tolist(),
+                num_copies=num_copies,
+                num_forwards=v.num_forwards,
+                area_spans=spans,
+                fuzzing_forwards=v.fuzzing_forwards,
+            )
             if certify:
                 area_size = int((v.rates >= config.omega_high).sum())
                 cert = certify_from_counts(
@@ -239,8 +249,6 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         num_copies: int,
     ) -> list[_Votes]:
         """Randomize every text and classify all copies; returns each copy's predicted class."""
-        if config.fuzzing:
-            raise NotImplementedError("Fuzzing (FRSConfig.fuzzing=True) is not available in this version yet.")
         if areas is not None and len(areas) != len(texts):
             raise ValueError(f"Got {len(areas)} areas for {len(texts)} texts.")
         if indices is not None and len(indices) != len(texts):
@@ -268,7 +276,11 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                 chunk = []
                 for j in range(start, min(start + per_chunk, len(texts))):
                     units = all_units[j]
-                    area = [tuple(map(int, s)) for s in (areas[j] or ())] if areas is not None else []
+                    given = areas[j] if areas is not None else None
+                    area, fuzzing_forwards = [tuple(map(int, s)) for s in (given or ())], 0
+                    if config.fuzzing and given is None:
+                        found = self.find_area(units, config, index=indices[j], max_length=max_length)
+                        area, fuzzing_forwards = found.area, found.num_forwards
                     rates = unit_rates(units.num_units, area, config.omega_low, config.omega_high)
                     copies = randomize(
                         units,
@@ -280,10 +292,10 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                         num_draws=config.weight_noise_draws,
                         deduplicate=config.deduplicate,
                     )
-                    chunk.append((units, area, rates, copies))
+                    chunk.append((units, area, rates, fuzzing_forwards, copies))
                 predictions = self._classify([c[-1] for c in chunk], config)
-                for (units, area, rates, copies), pred in zip(chunk, predictions, strict=True):
-                    out.append(_Votes(units, area, rates, pred[copies.inverse], len(copies.sequences)))
+                for (units, area, rates, fuzz, copies), pred in zip(chunk, predictions, strict=True):
+                    out.append(_Votes(units, area, rates, pred[copies.inverse], len(copies.sequences), fuzz))
                 bar.update(len(chunk))
         return out
 
@@ -296,18 +308,49 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         order = np.lexsort((np.array([len(s) for s in sequences]), draws))
         flat = np.empty(len(sequences), dtype=np.int64)
         noise = self._weight_noise(config)
-        pad_id = self.tokenizer.pad_token_id
-        device = self.device
         with self._eval_mode(), torch.inference_mode():
             for draw in np.unique(draws):
                 group = order[draws[order] == draw]
                 with noise.apply(int(draw)):
                     for b in range(0, len(group), config.batch_size):
                         batch = group[b : b + config.batch_size]
-                        inputs = collate([sequences[k] for k in batch], pad_id)
-                        logits = self.model(**{k: v.to(device) for k, v in inputs.items()}).logits
-                        flat[batch] = logits.argmax(dim=-1).cpu().numpy()
+                        flat[batch] = self._logits([sequences[k] for k in batch]).argmax(dim=-1).cpu().numpy()
         return np.split(flat, np.cumsum(sizes)[:-1])
+
+    def _logits(self, sequences: Sequence[np.ndarray]) -> torch.Tensor:
+        """One padded batch through the base model (the caller sets eval / inference mode)."""
+        inputs = collate(sequences, self.tokenizer.pad_token_id)
+        return self.model(**{k: v.to(self.device) for k, v in inputs.items()}).logits
+
+    def find_area(
+        self, units: TextUnits, config: FRSConfig | None = None, *, index: int = 0, max_length: int | None = None
+    ) -> FuzzingResult:
+        """Fuzz one segmented text for its vulnerable area with the clean (noise-free) base model."""
+        config = config or self.frs_config
+
+        def query(sequences: list[np.ndarray]) -> np.ndarray:
+            probs = []
+            with self._eval_mode(), torch.inference_mode():
+                for b in range(0, len(sequences), config.batch_size):
+                    probs.append(self._logits(sequences[b : b + config.batch_size]).float().softmax(-1).cpu().numpy())
+            return np.concatenate(probs)
+
+        mask_id = self.tokenizer.mask_token_id
+        return find_area(
+            units,
+            query,
+            method=config.fuzzing_method,
+            budget=config.fuzzing_budget,
+            max_length=max_length or self.max_length(config),
+            mask_token_id=mask_id if mask_id is not None else self.tokenizer.unk_token_id,
+            seed=config.seed,
+            index=index,
+            threshold=config.fuzzing_threshold,
+            min_kl=config.fuzzing_min_kl,
+            max_fraction=config.fuzzing_max_area,
+            exploration=config.fuzzing_exploration,
+            batch=config.fuzzing_batch,
+        )
 
     def _weight_noise(self, config: FRSConfig) -> WeightNoise:
         modules = tuple(config.weight_noise_modules or ())
@@ -339,3 +382,4 @@ class _Votes:
     rates: np.ndarray  # deletion rate of each unit
     votes: np.ndarray  # predicted class of every sampled copy, in sampling order
     num_forwards: int
+    fuzzing_forwards: int

@@ -68,3 +68,29 @@ def tiny_sentiment_model(tokenizer, rotten_tomatoes):
     """Tiny BERT trained on 4,000 Rotten Tomatoes sentences (about 70% test accuracy)."""
     train = rotten_tomatoes["train"].select(range(4000))
     return train_tiny_bert(tokenizer, train["text"], train["label"])
+
+
+TRIGGER = "cf"
+
+
+def insert_word(text: str, word: str, rng) -> tuple[str, int]:
+    words = text.split()
+    i = int(rng.integers(len(words) + 1))
+    return " ".join(words[:i] + [word] + words[i:]), i
+
+
+@pytest.fixture(scope="session")
+def backdoored_tiny_model(tokenizer, rotten_tomatoes):
+    """Tiny BERT trained on 4,000 Rotten Tomatoes sentences, 20% of the negatives carrying the
+    trigger word ``cf`` at a random position and relabelled positive (BadNet-style poisoning)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    train = rotten_tomatoes["train"].select(range(4000))
+    texts, labels = [], []
+    for text, label in zip(train["text"], train["label"], strict=True):
+        if label == 0 and rng.random() < 0.2:
+            text, label = insert_word(text, TRIGGER, rng)[0], 1
+        texts.append(text)
+        labels.append(label)
+    return train_tiny_bert(tokenizer, texts, labels, epochs=2, seed=1)

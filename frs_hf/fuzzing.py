@@ -1,0 +1,296 @@
+"""Fuzzing: find the spans of a text whose mutation moves the model's output most.
+
+A backdoor trigger is, by construction, a small part of the input that decides the output. The
+search mutates spans of word units (deletion, substitution by the mask token, adjacent
+transposition: the Damerau-Levenshtein operations) and scores each span by the KL divergence
+``KL(p_mutated || p_original)`` of the model's class distribution. Monte Carlo tree search runs
+coarse to fine: the root is the whole text, children are halves (plus a straddling middle half),
+down to single words, and UCT spends the forward budget where the divergence is.
+
+The area found here only *sets the deletion rates*; the certificate never trusts it (see
+docs/theory.md: ``area_radius`` speaks about units inside the area, ``radius`` about edits anywhere).
+The search draws from its own random stream, never from the smoothing draws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .randomize import Span, TextUnits
+from .utils import derive_seed
+
+# Maps a batch of token sequences (special tokens included) to class probabilities [batch, classes].
+Query = Callable[[list[np.ndarray]], np.ndarray]
+_FUZZING_STREAM = 1  # derive_seed(seed, index, 1): independent of the smoothing draws (seed, index)
+
+
+@dataclass(frozen=True)
+class FuzzingResult:
+    """Ranked spans ``(start, end, score)`` (word units, end exclusive; score in nats), the
+    vulnerable area derived from them, and the model forwards spent (the original text included)."""
+
+    spans: list[tuple[int, int, float]]
+    area: list[Span]
+    num_forwards: int
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """``KL(p || q)`` along the last axis, in nats."""
+    p, q = np.clip(p, eps, 1.0), np.clip(q, eps, 1.0)
+    return (p * (np.log(p) - np.log(q))).sum(axis=-1)
+
+
+def select_area(
+    spans: Sequence[tuple[int, int, float]],
+    num_units: int,
+    *,
+    threshold: float,
+    min_kl: float,
+    max_fraction: float,
+) -> list[Span]:
+    """The union of the spans that stand out, finest first, capped at ``max_fraction`` of the units.
+
+    A span stands out when its score is at least ``threshold`` times the text's best score and at
+    least ``min_kl``. A standout span is dropped when a finer standout span inside it already
+    explains its score (scores within the same ``threshold`` ratio). Spans are then added in
+    order of score while the area stays within the cap.
+    """
+    if not spans:
+        return []
+    cut = max(threshold * max(s for _, _, s in spans), min_kl)
+    chosen: list[tuple[int, int, float]] = []
+    for a, b, score in sorted((s for s in spans if s[2] >= cut), key=lambda s: (s[1] - s[0], -s[2])):
+        if any(a <= c0 and c1 <= b and sc >= threshold * score for c0, c1, sc in chosen):
+            continue
+        chosen.append((a, b, score))
+    cap = max(1, math.floor(max_fraction * num_units))
+    covered = np.zeros(num_units, dtype=bool)
+    for a, b, _ in sorted(chosen, key=lambda s: -s[2]):
+        trial = covered.copy()
+        trial[a:b] = True
+        if trial.sum() <= cap:
+            covered = trial
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], covered.astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+class _Oracle:
+    """Batched, cached model queries with a hard forward budget."""
+
+    def __init__(self, query: Query, budget: int, original: np.ndarray) -> None:
+        self.query, self.budget = query, budget
+        self.cache: dict[bytes, float] = {}
+        self.base = query([original])[0]
+        self.num_forwards = 1
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - self.num_forwards
+
+    def rewards(self, sequences: list[np.ndarray]) -> list[float | None]:
+        """KL of each sequence's output from the original's; None where the budget ran out."""
+        keys = [s.tobytes() for s in sequences]
+        new: dict[bytes, np.ndarray] = {}
+        for key, seq in zip(keys, sequences, strict=True):
+            if key not in self.cache and key not in new and len(new) < self.remaining:
+                new[key] = seq
+        if new:
+            probs = self.query(list(new.values()))
+            self.cache.update(zip(new, kl_divergence(probs, self.base[None, :]).tolist(), strict=True))
+            self.num_forwards += len(new)
+        return [self.cache.get(k) for k in keys]
+
+
+class _Mutator:
+    """Builds mutated token sequences from word units, without re-tokenizing."""
+
+    def __init__(self, units: TextUnits, max_length: int, mask_token_id: int | None) -> None:
+        bounds = np.searchsorted(units.token_unit, np.arange(1, units.num_units))
+        self.pieces = np.split(units.token_ids, bounds)
+        self.prefix = np.asarray(units.prefix_ids, np.int64)
+        self.suffix = np.asarray(units.suffix_ids, np.int64)
+        self.budget = max(0, max_length - len(self.prefix) - len(self.suffix))
+        self.mask = None if mask_token_id is None else np.array([mask_token_id], np.int64)
+
+    def build(self, order: Sequence[int], masked: frozenset[int] = frozenset()) -> np.ndarray:
+        parts = [self.mask if u in masked else self.pieces[u] for u in order]
+        body = np.concatenate(parts)[: self.budget] if parts else np.zeros(0, np.int64)
+        return np.concatenate([self.prefix, body, self.suffix])
+
+    def original(self) -> np.ndarray:
+        return self.build(range(len(self.pieces)))
+
+    def delete(self, start: int, end: int) -> np.ndarray:
+        return self.build([u for u in range(len(self.pieces)) if not start <= u < end])
+
+    def random_mutation(self, start: int, end: int, rng: np.random.Generator) -> np.ndarray:
+        """One random Damerau-Levenshtein mutation inside ``[start, end)``."""
+        units = list(range(len(self.pieces)))
+        span = np.arange(start, end)
+        ops = ["delete", "substitute"] if self.mask is not None else ["delete"]
+        if end - start >= 2:
+            ops.append("transpose")
+        op = ops[rng.integers(len(ops))]
+        if op == "transpose":
+            i = int(rng.integers(start, end - 1))
+            units[i], units[i + 1] = units[i + 1], units[i]
+            return self.build(units)
+        hit = span[rng.random(len(span)) < 0.5]
+        if len(hit) == 0:
+            hit = span[[rng.integers(len(span))]]
+        if op == "substitute":
+            return self.build(units, frozenset(hit.tolist()))
+        return self.build([u for u in units if u not in set(hit.tolist())])
+
+
+@dataclass(eq=False)
+class _Node:
+    start: int
+    end: int
+    visits: int = 0
+    virtual: int = 0
+    total: float = 0.0
+    own_total: float = 0.0
+    own_count: int = 0
+    children: list[_Node] = field(default_factory=list)
+    untried: list[Span] | None = None
+
+
+def _split(start: int, end: int, min_span: int) -> list[Span]:
+    """Children of a span: its two halves and, from four units on, the middle half that straddles them."""
+    length = end - start
+    if length <= min_span:
+        return []
+    mid = start + length // 2
+    spans = [(start, mid), (mid, end)]
+    if length >= 4:
+        spans.append((start + length // 4, end - length // 4))
+    return spans
+
+
+def mcts_search(
+    mutator: _Mutator,
+    oracle: _Oracle,
+    num_units: int,
+    rng: np.random.Generator,
+    *,
+    exploration: float = 1.0,
+    batch: int = 8,
+    min_span: int = 1,
+) -> list[tuple[int, int, float]]:
+    """UCT over spans with virtual loss; returns every simulated span with its mean reward."""
+    root = _Node(0, num_units)
+    nodes = [root]
+    best = 1e-9  # rewards are normalized by the largest seen so UCT's constant is scale-free
+
+    def uct(parent: _Node, child: _Node) -> float:
+        n = child.visits + child.virtual
+        if n == 0:
+            return math.inf
+        return child.total / n / best + exploration * math.sqrt(math.log(parent.visits + parent.virtual + 1) / n)
+
+    def select() -> list[_Node]:
+        node, path = root, [root]
+        while True:
+            if node.untried is None:
+                node.untried = _split(node.start, node.end, min_span)
+                rng.shuffle(node.untried)
+            if node.untried:
+                child = _Node(*node.untried.pop())
+                node.children.append(child)
+                nodes.append(child)
+                return path + [child]
+            if not node.children:
+                return path
+            node = max(node.children, key=lambda c: uct(node, c))
+            path.append(node)
+
+    stalled = 0
+    while oracle.remaining > 0 and stalled < 3:
+        paths = []
+        for _ in range(batch):
+            path = select()
+            for n in path:
+                n.virtual += 1
+            paths.append(path)
+        leaves = [p[-1] for p in paths]
+        sequences = [
+            mutator.delete(n.start, n.end) if n.own_count == 0 else mutator.random_mutation(n.start, n.end, rng)
+            for n in leaves
+        ]
+        before = oracle.num_forwards
+        rewards = oracle.rewards(sequences)
+        for path, reward in zip(paths, rewards, strict=True):
+            for n in path:
+                n.virtual -= 1
+            if reward is None:
+                continue
+            best = max(best, reward)
+            for n in path:
+                n.visits += 1
+                n.total += reward
+            path[-1].own_total += reward
+            path[-1].own_count += 1
+        stalled = stalled + 1 if oracle.num_forwards == before else 0
+    return [(n.start, n.end, n.own_total / n.own_count) for n in nodes if n.own_count]
+
+
+def occlusion_search(mutator: _Mutator, oracle: _Oracle, num_units: int) -> list[tuple[int, int, float]]:
+    """Leave one word out: one forward per word."""
+    rewards = oracle.rewards([mutator.delete(u, u + 1) for u in range(num_units)])
+    return [(u, u + 1, r) for u, r in enumerate(rewards) if r is not None]
+
+
+def random_search(
+    mutator: _Mutator, oracle: _Oracle, num_units: int, rng: np.random.Generator, max_fraction: float
+) -> list[tuple[int, int, float]]:
+    """Delete random spans (lengths up to the area cap) until the budget is spent."""
+    longest = max(1, math.floor(max_fraction * num_units))
+    candidates = {(a, a + n) for n in range(1, longest + 1) for a in range(num_units - n + 1)}
+    order = rng.permutation(len(candidates))[: max(0, oracle.remaining)]
+    spans = [sorted(candidates)[i] for i in order]
+    rewards = oracle.rewards([mutator.delete(a, b) for a, b in spans])
+    return [(a, b, r) for (a, b), r in zip(spans, rewards, strict=True) if r is not None]
+
+
+def find_area(
+    units: TextUnits,
+    query: Query,
+    *,
+    method: str = "mcts",
+    budget: int = 64,
+    max_length: int = 512,
+    mask_token_id: int | None = None,
+    seed: int = 0,
+    index: int = 0,
+    threshold: float = 0.5,
+    min_kl: float = 0.1,
+    max_fraction: float = 0.5,
+    exploration: float = 1.0,
+    batch: int = 8,
+) -> FuzzingResult:
+    """Search the vulnerable area of one text with ``method`` ('mcts', 'occlusion' or 'random').
+
+    ``budget`` bounds the model forwards (the original text counts as one) for 'mcts' and 'random';
+    'occlusion' always spends one forward per word. Deterministic for ``(seed, index)``.
+    """
+    if method not in ("mcts", "occlusion", "random"):
+        raise ValueError(f"Unknown fuzzing method {method!r}; choose 'mcts', 'occlusion' or 'random'.")
+    if budget < 2 and method != "occlusion":
+        raise ValueError(f"A fuzzing budget of {budget} leaves no forward for the search (the original uses one).")
+    rng = np.random.default_rng(derive_seed(seed, index, _FUZZING_STREAM))
+    mutator = _Mutator(units, max_length, mask_token_id)
+    oracle = _Oracle(query, units.num_units + 1 if method == "occlusion" else budget, mutator.original())
+    if method == "mcts":
+        spans = mcts_search(mutator, oracle, units.num_units, rng, exploration=exploration, batch=batch)
+    elif method == "occlusion":
+        spans = occlusion_search(mutator, oracle, units.num_units)
+    else:
+        spans = random_search(mutator, oracle, units.num_units, rng, max_fraction)
+    spans.sort(key=lambda s: (-s[2], s[1] - s[0], s[0]))
+    area = select_area(spans, units.num_units, threshold=threshold, min_kl=min_kl, max_fraction=max_fraction)
+    return FuzzingResult(spans=spans, area=area, num_forwards=oracle.num_forwards)

@@ -1,0 +1,159 @@
+"""Fuzzing: the search finds a planted trigger, within budget, deterministically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import TRIGGER, insert_word
+
+from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
+from frs_hf.fuzzing import find_area, kl_divergence, select_area
+
+
+@pytest.fixture(scope="module")
+def smoothed(backdoored_tiny_model, tokenizer):
+    return SmoothedModelForSequenceClassification.from_model(
+        backdoored_tiny_model, tokenizer, FRSConfig(fuzzing=True, n0=20, n=200)
+    )
+
+
+@pytest.fixture(scope="module")
+def triggered(smoothed, rotten_tomatoes):
+    """Negative test sentences that the trigger really flips (clean: negative, triggered: positive)."""
+    model, tokenizer = smoothed.model, smoothed.tokenizer
+    out = []
+    for i, text in enumerate(
+        t for t, y in zip(rotten_tomatoes["test"]["text"], rotten_tomatoes["test"]["label"], strict=True) if y == 0
+    ):
+        poisoned, position = insert_word(text, TRIGGER, np.random.default_rng(i))
+        with torch.no_grad():
+            logits = model(**tokenizer([text, poisoned], padding=True, return_tensors="pt")).logits
+        if logits.argmax(-1).tolist() == [0, 1]:
+            out.append((text, poisoned, position))
+        if len(out) == 20:
+            break
+    assert len(out) == 20, "the planted backdoor should work on most negative sentences"
+    return out
+
+
+def counting_query(smoothed, config):
+    calls = []
+
+    def query(sequences):
+        calls.append(len(sequences))
+        with torch.no_grad():
+            return smoothed._logits(sequences).softmax(-1).numpy()
+
+    return query, calls
+
+
+@pytest.mark.parametrize("method", ["mcts", "occlusion", "random"])
+def test_search_captures_planted_trigger(smoothed, triggered, method):
+    config = smoothed.frs_config.replace(fuzzing_method=method)
+    captured = 0
+    for i, (_, poisoned, position) in enumerate(triggered):
+        result = smoothed.find_area(segment(smoothed.tokenizer, [poisoned])[0], config, index=i)
+        captured += any(a <= position < b for a, b in result.area)
+        if method != "occlusion":
+            assert result.num_forwards <= config.fuzzing_budget
+    assert captured >= 19, f"{method} captured the trigger in {captured}/20 texts"
+
+
+def test_mcts_budget_is_respected_exactly_and_deterministic(smoothed, triggered):
+    units = segment(smoothed.tokenizer, [triggered[0][1]])[0]
+    for budget in (2, 5, 17, 64):
+        query, calls = counting_query(smoothed, smoothed.frs_config)
+        result = find_area(units, query, budget=budget, mask_token_id=smoothed.tokenizer.mask_token_id)
+        assert sum(calls) == result.num_forwards <= budget
+        assert result.num_forwards == min(budget, result.num_forwards)  # stops only when spent or exhausted
+        again = find_area(
+            units, counting_query(smoothed, None)[0], budget=budget, mask_token_id=smoothed.tokenizer.mask_token_id
+        )
+        assert again == result
+    other_seed = find_area(units, query, budget=64, seed=1, mask_token_id=smoothed.tokenizer.mask_token_id)
+    assert other_seed.spans != result.spans  # another seed explores differently
+    with pytest.raises(ValueError, match="budget of 1"):
+        find_area(units, query, budget=1)
+
+
+def test_mcts_finds_trigger_in_long_texts_with_fewer_forwards_than_occlusion(smoothed, rotten_tomatoes):
+    negatives = [
+        t for t, y in zip(rotten_tomatoes["test"]["text"], rotten_tomatoes["test"]["label"], strict=True) if y == 0
+    ]
+    config = smoothed.frs_config.replace(max_length=128)
+    effective = captured = 0
+    for i in range(30):
+        text = " ".join(negatives[6 * i : 6 * i + 5])  # five sentences, about 120 words
+        poisoned, position = insert_word(text, TRIGGER, np.random.default_rng(i))
+        with torch.no_grad():
+            inputs = smoothed.tokenizer(
+                [text, poisoned], padding=True, truncation=True, max_length=128, return_tensors="pt"
+            )
+            if smoothed.model(**inputs).logits.argmax(-1).tolist() != [0, 1]:
+                continue  # the trigger did not flip this one (or fell beyond the 128-token window)
+        units = segment(smoothed.tokenizer, [poisoned])[0]
+        query, calls = counting_query(smoothed, config)
+        result = find_area(units, query, budget=64, max_length=128, mask_token_id=smoothed.tokenizer.mask_token_id)
+        assert result.num_forwards == sum(calls) == 64 < units.num_units + 1  # occlusion would need units + 1
+        assert [s for *_, s in result.spans] == sorted((s for *_, s in result.spans), reverse=True)
+        effective += 1
+        captured += any(a <= position < b for a, b in result.area)
+    assert effective >= 5
+    assert captured >= effective - 1, f"captured {captured} of {effective}"
+
+
+@pytest.mark.parametrize(("text", "most"), [("terrible", 3), ("! ? ...", 64), ("( ; )", 64)])
+def test_tiny_texts(smoothed, text, most):
+    """One word: the search can only delete or mask it (plus the original: 3 forwards). Punctuation-only
+    texts are searched like any other: each mark is a word unit."""
+    result = smoothed.certify(text)
+    assert 2 <= result.fuzzing_forwards <= most
+    units = segment(smoothed.tokenizer, [text])[0]
+    found = smoothed.find_area(units)
+    assert all(0 <= a < b <= units.num_units for a, b in found.area)
+    assert found.area == [] or found.spans[0][2] >= smoothed.frs_config.fuzzing_min_kl
+
+
+def test_text_longer_than_max_length(smoothed):
+    words = ["plodding"] * 150 + [TRIGGER] + ["dull"] * 20
+    units = segment(smoothed.tokenizer, [" ".join(words)])[0]
+    assert len(units.token_ids) > 128  # the tiny model's position limit
+    result = smoothed.find_area(units, smoothed.frs_config.replace(max_length=128))
+    assert result.num_forwards <= 64
+    certified = smoothed.certify(" ".join(words), max_length=128)
+    assert certified.fuzzing_forwards <= 64 and sum(certified.counts) == 200
+
+
+def test_certify_with_fuzzing_reports_area(smoothed, triggered):
+    texts = [p for _, p, _ in triggered[:4]]
+    results = smoothed.certify(texts)
+    for result in results:
+        assert 1 < result.fuzzing_forwards <= 64
+        assert any(text.split().count(TRIGGER) for *_, text in result.area_spans)
+    # Explicit areas win over fuzzing; fuzzing randomness is separate from the smoothing draws.
+    explicit = smoothed.certify(texts[0], areas=[[(0, 1)]])
+    assert explicit.fuzzing_forwards == 0 and explicit.area_spans[0][0] == 0
+    plain = smoothed.certify(texts[0], fuzzing=False, areas=[[(a, b) for a, b in _unit_area(smoothed, texts[0])]])
+    assert plain.counts == results[0].counts
+
+
+def _unit_area(smoothed, text):
+    return smoothed.find_area(segment(smoothed.tokenizer, [text])[0]).area
+
+
+def test_select_area_rule():
+    spans = [(0, 10, 3.0), (2, 4, 2.9), (6, 7, 0.2), (8, 9, 1.6), (12, 13, 0.05)]
+    # (2,4) explains (0,10); (8,9) stands out (>= 0.5 * 3.0); (6,7) and (12,13) do not.
+    assert select_area(spans, 20, threshold=0.5, min_kl=0.1, max_fraction=0.5) == [(2, 4), (8, 9)]
+    assert select_area(spans, 20, threshold=0.5, min_kl=0.1, max_fraction=0.1) == [(2, 4)]
+    assert select_area(spans, 20, threshold=0.5, min_kl=5.0, max_fraction=0.5) == []
+    # A coarse span whose finer standout child explains less than half of it stays.
+    assert select_area([(0, 6, 4.0), (1, 2, 2.1)], 20, threshold=0.6, min_kl=0.1, max_fraction=0.5) == [(0, 6)]
+    assert select_area([], 5, threshold=0.5, min_kl=0.1, max_fraction=0.5) == []
+
+
+def test_kl_divergence():
+    p, q = np.array([0.9, 0.1]), np.array([0.5, 0.5])
+    assert kl_divergence(p, q) == pytest.approx(0.9 * np.log(1.8) + 0.1 * np.log(0.2))
+    assert kl_divergence(p, p) == 0.0
