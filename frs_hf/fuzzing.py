@@ -127,6 +127,10 @@ class _Mutator:
     def delete(self, start: int, end: int) -> np.ndarray:
         return self.build([u for u in range(len(self.pieces)) if not start <= u < end])
 
+    def delete_units(self, units: Sequence[int]) -> np.ndarray:
+        gone = set(units)
+        return self.build([u for u in range(len(self.pieces)) if u not in gone])
+
     def random_mutation(self, start: int, end: int, rng: np.random.Generator) -> np.ndarray:
         """One random Damerau-Levenshtein mutation inside ``[start, end)``."""
         units = list(range(len(self.pieces)))
@@ -239,6 +243,42 @@ def mcts_search(
     return [(n.start, n.end, n.own_total / n.own_count) for n in nodes if n.own_count]
 
 
+def reduce_deletion_set(mutator: _Mutator, oracle: _Oracle, units: Sequence[int], target: float) -> list[int]:
+    """Delta debugging (ddmin) on a deletion set: a 1-minimal subset whose deletion still moves the
+    output by at least ``target`` nats, within the oracle's budget.
+
+    This is how scattered triggers are found: with two trigger words, deleting either alone leaves
+    the backdoor active and no single span stands out, but deleting a region holding both does, and
+    ddmin then peels off the words that are not needed.
+    """
+    kept, n = list(units), 2
+    while len(kept) >= 2 and oracle.remaining > 0:
+        chunks = [list(c) for c in np.array_split(np.array(kept), n) if len(c)]
+        candidates = chunks + ([[u for u in kept if u not in set(c)] for c in chunks] if n > 2 else [])
+        for candidate in candidates:
+            reward = oracle.rewards([mutator.delete_units(candidate)])[0]
+            if reward is not None and reward >= target:
+                n = 2 if len(candidate) <= len(kept) // n else max(n - 1, 2)
+                kept = candidate
+                break
+        else:
+            if n >= len(kept):
+                break
+            n = min(2 * n, len(kept))
+    return sorted(kept)
+
+
+def _spans_of(units: Sequence[int]) -> list[Span]:
+    units = sorted(units)
+    spans: list[Span] = []
+    for u in units:
+        if spans and spans[-1][1] == u:
+            spans[-1] = (spans[-1][0], u + 1)
+        else:
+            spans.append((u, u + 1))
+    return spans
+
+
 def occlusion_search(mutator: _Mutator, oracle: _Oracle, num_units: int) -> list[tuple[int, int, float]]:
     """Leave one word out: one forward per word."""
     rewards = oracle.rewards([mutator.delete(u, u + 1) for u in range(num_units)])
@@ -285,12 +325,48 @@ def find_area(
     rng = np.random.default_rng(derive_seed(seed, index, _FUZZING_STREAM))
     mutator = _Mutator(units, max_length, mask_token_id)
     oracle = _Oracle(query, units.num_units + 1 if method == "occlusion" else budget, mutator.original())
-    if method == "mcts":
-        spans = mcts_search(mutator, oracle, units.num_units, rng, exploration=exploration, batch=batch)
-    elif method == "occlusion":
+    rules = dict(threshold=threshold, min_kl=min_kl, max_fraction=max_fraction)
+    if method == "occlusion":
         spans = occlusion_search(mutator, oracle, units.num_units)
-    else:
+    elif method == "random":
         spans = random_search(mutator, oracle, units.num_units, rng, max_fraction)
+    else:
+        # The tree search gets three quarters of the budget; the rest refines what it found.
+        oracle.budget = budget - budget // 4
+        spans = mcts_search(mutator, oracle, units.num_units, rng, exploration=exploration, batch=batch)
+        oracle.budget = budget
     spans.sort(key=lambda s: (-s[2], s[1] - s[0], s[0]))
-    area = select_area(spans, units.num_units, threshold=threshold, min_kl=min_kl, max_fraction=max_fraction)
+    area = select_area(spans, units.num_units, **rules)
+    if method == "mcts":
+        area = _refine(mutator, oracle, units.num_units, spans, area, **rules)
     return FuzzingResult(spans=spans, area=area, num_forwards=oracle.num_forwards)
+
+
+def _refine(
+    mutator: _Mutator,
+    oracle: _Oracle,
+    num_units: int,
+    spans: list[tuple[int, int, float]],
+    area: list[Span],
+    *,
+    threshold: float,
+    min_kl: float,
+    max_fraction: float,
+) -> list[Span]:
+    """When the best span did not make it into the area (larger than the cap), or nothing stood out
+    (e.g. several scattered triggers, none of which matters alone), shrink the best region -- the
+    whole text if nothing stood out -- to a minimal deletion set with :func:`reduce_deletion_set`."""
+    best = spans[0] if spans and spans[0][2] >= min_kl else None
+    if best is not None and any(a <= best[0] and best[1] <= b for a, b in area):
+        return area
+    start, end = (best[0], best[1]) if best is not None else (0, num_units)
+    whole = oracle.rewards([mutator.delete(start, end)])[0]
+    if whole is None or whole < min_kl or end - start < 2:
+        return area
+    kept = reduce_deletion_set(mutator, oracle, range(start, end), threshold * whole)
+    cap = max(1, math.floor(max_fraction * num_units))
+    covered = np.zeros(num_units, dtype=bool)
+    for a, b in area:
+        covered[a:b] = True
+    covered[kept] = True
+    return _spans_of(np.flatnonzero(covered).tolist()) if covered.sum() <= cap else _spans_of(kept)[:cap]

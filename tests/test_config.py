@@ -89,6 +89,13 @@ def test_from_pretrained_without_config_returns_none(tmp_path):
         ({"weight_noise_layers": -1}, "weight_noise_layers"),
         ({"weight_noise_sigma": -1.0}, "weight_noise_sigma"),
         ({"max_length": 2}, "max_length"),
+        ({"fuzzing_method": "beam"}, "fuzzing_method"),
+        ({"fuzzing_max_area": 0.0}, "fuzzing_max_area"),
+        ({"fuzzing_threshold": 1.5}, "fuzzing_threshold"),
+        ({"fuzzing_min_kl": -0.1}, "fuzzing_min_kl"),
+        ({"fuzzing_exploration": -1.0}, "fuzzing_exploration"),
+        ({"fuzzing_batch": 0}, "fuzzing_batch"),
+        ({"fuzzing_budget": 0}, "fuzzing_budget"),
     ],
 )
 def test_invalid_values_raise_naming_the_field(changes, field):

@@ -95,7 +95,7 @@ def test_mcts_finds_trigger_in_long_texts_with_fewer_forwards_than_occlusion(smo
         units = segment(smoothed.tokenizer, [poisoned])[0]
         query, calls = counting_query(smoothed, config)
         result = find_area(units, query, budget=64, max_length=128, mask_token_id=smoothed.tokenizer.mask_token_id)
-        assert result.num_forwards == sum(calls) == 64 < units.num_units + 1  # occlusion would need units + 1
+        assert result.num_forwards == sum(calls) <= 64 < units.num_units + 1  # occlusion would need units + 1
         assert [s for *_, s in result.spans] == sorted((s for *_, s in result.spans), reverse=True)
         effective += 1
         captured += any(a <= position < b for a, b in result.area)

@@ -1,0 +1,108 @@
+"""Does fuzzing find the trigger? MCTS vs leave-one-out occlusion vs random spans, one run.
+
+For each backdoored MiniLM (trained and cached by ``bench/backdoor.py``), on triggered test
+texts of the non-target class:
+
+- capture: the vulnerable area contains *every* trigger word, over all triggered texts and over
+  the "flipped" ones (the plain model's prediction goes from the true label to the target only
+  because of the trigger; where it does not, removing the trigger changes nothing and no search
+  can see it);
+- forwards per input (mean / max), the original text included;
+- on the same texts without the trigger: the area's median fraction of the words.
+
+    python bench/fuzzing.py                                # Rotten Tomatoes, BadNet + AddSent
+    python bench/fuzzing.py --datasets imdb --num-test 30  # long reviews (about 230 words)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+from backdoor import DEFAULT_MAX_LENGTH, backdoored_model, predict
+from transformers.utils import logging as hf_logging
+
+from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
+from frs_hf.attacks import get_attack, triggered_test_set
+from frs_hf.data import load_packaged_dataset
+
+METHODS = ("mcts", "occlusion", "random")
+
+
+def run(dataset: str, attack: str, num_test: int, budget: int, seed: int) -> list[dict]:
+    model, tokenizer, info = backdoored_model(dataset, attack)
+    max_length = DEFAULT_MAX_LENGTH[dataset]
+    attack_config = get_attack(attack, seed=seed)
+    test = load_packaged_dataset(dataset)["test"]
+    triggered = triggered_test_set(test, attack_config).select(range(num_test))
+    clean = test.filter(lambda y: y != attack_config.target_label, input_columns="label").select(range(num_test))
+    clean_pred = predict(model, tokenizer, list(clean["text"]), max_length)
+    trig_pred = predict(model, tokenizer, list(triggered["text"]), max_length)
+    flipped = (clean_pred != attack_config.target_label) & (trig_pred == attack_config.target_label)
+
+    smoothed = SmoothedModelForSequenceClassification.from_model(
+        model, tokenizer, FRSConfig(fuzzing_budget=budget, max_length=max_length, seed=seed)
+    )
+    triggered_units = segment(tokenizer, list(triggered["text"]))
+    clean_units = segment(tokenizer, list(clean["text"]))
+    rows = []
+    for method in METHODS:
+        config = smoothed.frs_config.replace(fuzzing_method=method)
+        start = time.perf_counter()
+        captured, forwards, fractions = [], [], []
+        for i, (units, positions) in enumerate(zip(triggered_units, triggered["trigger_positions"], strict=True)):
+            found = smoothed.find_area(units, config, index=i)
+            inside = np.zeros(units.num_units, dtype=bool)
+            for a, b in found.area:
+                inside[a:b] = True
+            captured.append(bool(inside[positions].all()))
+            forwards.append(found.num_forwards)
+        for i, units in enumerate(clean_units):
+            found = smoothed.find_area(units, config, index=i)
+            forwards.append(found.num_forwards)
+            fractions.append(sum(b - a for a, b in found.area) / units.num_units)
+        captured = np.array(captured)
+        rows.append(
+            {
+                "dataset": dataset,
+                "attack": attack,
+                "method": method,
+                "undefended CA / ASR": f"{info['clean_accuracy']:.3f} / {info['attack_success_rate']:.3f}",
+                "capture (all)": f"{captured.mean():.3f}",
+                "capture (flipped)": f"{captured[flipped].mean():.3f} ({flipped.sum()})",
+                "forwards mean / max": f"{np.mean(forwards):.1f} / {max(forwards)}",
+                "clean area median": f"{np.median(fractions):.3f}",
+                "words median": f"{np.median([u.num_units for u in clean_units]):.0f}",
+                "seconds": f"{time.perf_counter() - start:.0f}",
+            }
+        )
+        print(" | ".join(rows[-1].values()), flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["rotten_tomatoes"], choices=["rotten_tomatoes", "imdb"])
+    parser.add_argument("--attacks", nargs="+", default=["badnet", "addsent"])
+    parser.add_argument("--num-test", type=int, default=200, help="Triggered texts (and as many clean ones).")
+    parser.add_argument("--budget", type=int, default=64, help="Forward budget of MCTS and random spans.")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    print(f"command: python {' '.join(sys.argv)}")
+    threads = torch.get_num_threads()
+    print(f"machine: {platform.machine()} | nproc={os.cpu_count()} | torch {torch.__version__}, threads={threads}")
+    rows = [r for d in args.datasets for a in args.attacks for r in run(d, a, args.num_test, args.budget, args.seed)]
+    print("\n| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
+    for row in rows:
+        print("| " + " | ".join(row.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()
