@@ -12,6 +12,7 @@ from .certify import (
     vote_bounds,
 )
 from .config import FRSConfig
+from .fuzzing import FuzzingResult, find_area, select_area
 from .modeling import FRSResult, SmoothedModelForSequenceClassification
 from .randomize import TextUnits, randomize, segment, unit_rates
 from .weight_noise import WeightNoise, find_layer_list, top_parameter_names
@@ -22,12 +23,14 @@ __all__ = [
     "Certificate",
     "FRSConfig",
     "FRSResult",
+    "FuzzingResult",
     "SmoothedModelForSequenceClassification",
     "TextUnits",
     "WeightNoise",
     "certify_from_counts",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
+    "find_area",
     "find_layer_list",
     "insertion_radius",
     "levenshtein_radius",
@@ -35,6 +38,7 @@ __all__ = [
     "randomize",
     "removal_radius",
     "segment",
+    "select_area",
     "top_parameter_names",
     "unit_rates",
     "vote_bounds",
