@@ -11,34 +11,28 @@ from frs_hf.weight_noise import WeightNoise, find_layer_list, module_parameter_n
 NUM_LAYERS = 3
 
 
+# The encoder-style configs share their field names; the builders differ only in class.
+_TINY = dict(
+    vocab_size=100,
+    hidden_size=32,
+    num_hidden_layers=NUM_LAYERS,
+    num_attention_heads=2,
+    intermediate_size=64,
+    num_labels=2,
+    max_position_embeddings=64,
+)
+
+
 def _bert():
     from transformers import BertConfig, BertForSequenceClassification
 
-    cfg = BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=NUM_LAYERS,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=2,
-        max_position_embeddings=64,
-    )
-    return BertForSequenceClassification(cfg)
+    return BertForSequenceClassification(BertConfig(**_TINY))
 
 
 def _roberta():
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    cfg = RobertaConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=NUM_LAYERS,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=2,
-        max_position_embeddings=64,
-    )
-    return RobertaForSequenceClassification(cfg)
+    return RobertaForSequenceClassification(RobertaConfig(**_TINY))
 
 
 def _distilbert():
@@ -70,19 +64,7 @@ def _gpt2():
 def _llama():
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
-    cfg = LlamaConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=NUM_LAYERS,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        num_labels=2,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=1,
-        max_position_embeddings=64,
-    )
+    cfg = LlamaConfig(**_TINY, num_key_value_heads=2, pad_token_id=0, bos_token_id=1, eos_token_id=1)
     return LlamaForSequenceClassification(cfg)
 
 
