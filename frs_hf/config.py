@@ -67,8 +67,18 @@ class FRSConfig:
         ),
     )
     fuzzing_min_kl: float = field(
-        default=0.1,
-        metadata=_help("Spans whose mutation moves the output less than this (nats) are never flagged."),
+        default=0.6,
+        metadata=_help(
+            "Spans whose mutation moves the output less than this (nats) are never flagged, so that a "
+            "text without a trigger usually gets no area at all."
+        ),
+    )
+    fuzzing_margin: int = field(
+        default=3,
+        metadata=_help(
+            "Words added on each side of every flagged span (within fuzzing_max_area): a model often keys a "
+            "multi-word trigger on one of its words, and the margin brings the rest of the phrase into the area."
+        ),
     )
     fuzzing_exploration: float = field(
         default=1.0,
@@ -146,13 +156,15 @@ class FRSConfig:
             raise ValueError(f"FRSConfig.fuzzing_max_area must be in (0, 1], got {self.fuzzing_max_area!r}.")
         if not 0.0 <= self.fuzzing_threshold <= 1.0:
             raise ValueError(f"FRSConfig.fuzzing_threshold must be in [0, 1], got {self.fuzzing_threshold!r}.")
-        for name in ("fuzzing_min_kl", "fuzzing_exploration"):
+        for name in ("fuzzing_min_kl", "fuzzing_exploration", "fuzzing_margin"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"FRSConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
         for name in ("n0", "n", "batch_size", "weight_noise_draws", "fuzzing_budget", "fuzzing_batch"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"FRSConfig.{name} must be a positive integer, got {value!r}.")
+        if not isinstance(self.fuzzing_margin, int) or isinstance(self.fuzzing_margin, bool):
+            raise ValueError(f"FRSConfig.fuzzing_margin must be an integer, got {self.fuzzing_margin!r}.")
         if self.n0 > self.n:
             raise ValueError(f"FRSConfig.n0 ({self.n0}) must not exceed n ({self.n}).")
         if self.weight_noise_draws > self.n:

@@ -78,6 +78,29 @@ def select_area(
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
+def dilate(area: Sequence[Span], num_units: int, *, margin: int, max_fraction: float) -> list[Span]:
+    """Widen each span by up to ``margin`` units on each side, one unit at a time, while the area
+    stays within ``max_fraction`` of the units.
+
+    Why: a model often keys a multi-word trigger on one word (an AddSent sentence on its rarest
+    word); the search then flags that word alone, and the margin brings the rest of the phrase into
+    the high deletion rate. An empty area stays empty.
+    """
+    cap = max(1, math.floor(max_fraction * num_units))
+    covered = np.zeros(num_units, dtype=bool)
+    for a, b in area:
+        covered[a:b] = True
+    spans = [list(span) for span in area]
+    for _ in range(margin):
+        for span in spans:
+            for side, step in ((0, -1), (1, 1)):
+                unit = span[side] + (step if side == 0 else 0)
+                if 0 <= unit < num_units and not covered[unit] and covered.sum() < cap:
+                    covered[unit] = True
+                    span[side] += step
+    return _spans_of(np.flatnonzero(covered).tolist())
+
+
 class _Oracle:
     """Batched, cached model queries with a hard forward budget."""
 
@@ -158,8 +181,8 @@ class _Node:
     visits: int = 0
     virtual: int = 0
     total: float = 0.0
-    own_total: float = 0.0
     own_count: int = 0
+    own_best: float = 0.0
     children: list[_Node] = field(default_factory=list)
     untried: list[Span] | None = None
 
@@ -185,8 +208,14 @@ def mcts_search(
     exploration: float = 1.0,
     batch: int = 8,
     min_span: int = 1,
+    give_up: tuple[int, float] | None = None,
 ) -> list[tuple[int, int, float]]:
-    """UCT over spans with virtual loss; returns every simulated span with its mean reward."""
+    """UCT over spans with virtual loss; returns every simulated span with its best reward.
+
+    ``give_up=(forwards, reward)`` stops the search once it has spent ``forwards`` without any span
+    reaching ``reward``: nothing localizes (e.g. scattered triggers that only matter together), and
+    the rest of the budget is better spent on delta debugging.
+    """
     root = _Node(0, num_units)
     nodes = [root]
     best = 1e-9  # rewards are normalized by the largest seen so UCT's constant is scale-free
@@ -215,6 +244,8 @@ def mcts_search(
 
     stalled = 0
     while oracle.remaining > 0 and stalled < 3:
+        if give_up is not None and oracle.num_forwards >= give_up[0] and best < give_up[1]:
+            break
         paths = []
         for _ in range(batch):
             path = select()
@@ -237,10 +268,10 @@ def mcts_search(
             for n in path:
                 n.visits += 1
                 n.total += reward
-            path[-1].own_total += reward
             path[-1].own_count += 1
+            path[-1].own_best = max(path[-1].own_best, reward)
         stalled = stalled + 1 if oracle.num_forwards == before else 0
-    return [(n.start, n.end, n.own_total / n.own_count) for n in nodes if n.own_count]
+    return [(n.start, n.end, n.own_best) for n in nodes if n.own_count]
 
 
 def reduce_deletion_set(mutator: _Mutator, oracle: _Oracle, units: Sequence[int], target: float) -> list[int]:
@@ -269,9 +300,8 @@ def reduce_deletion_set(mutator: _Mutator, oracle: _Oracle, units: Sequence[int]
 
 
 def _spans_of(units: Sequence[int]) -> list[Span]:
-    units = sorted(units)
     spans: list[Span] = []
-    for u in units:
+    for u in sorted(int(u) for u in units):
         if spans and spans[-1][1] == u:
             spans[-1] = (spans[-1][0], u + 1)
         else:
@@ -308,15 +338,17 @@ def find_area(
     seed: int = 0,
     index: int = 0,
     threshold: float = 0.5,
-    min_kl: float = 0.1,
+    min_kl: float = 0.6,
     max_fraction: float = 0.5,
     exploration: float = 1.0,
     batch: int = 8,
+    margin: int = 3,
 ) -> FuzzingResult:
     """Search the vulnerable area of one text with ``method`` ('mcts', 'occlusion' or 'random').
 
     ``budget`` bounds the model forwards (the original text counts as one) for 'mcts' and 'random';
-    'occlusion' always spends one forward per word. Deterministic for ``(seed, index)``.
+    'occlusion' always spends one forward per word. The keyword defaults are :class:`FRSConfig`'s
+    (``fuzzing_*`` fields). Deterministic for ``(seed, index)``.
     """
     if method not in ("mcts", "occlusion", "random"):
         raise ValueError(f"Unknown fuzzing method {method!r}; choose 'mcts', 'occlusion' or 'random'.")
@@ -333,12 +365,15 @@ def find_area(
     else:
         # The tree search gets three quarters of the budget; the rest refines what it found.
         oracle.budget = budget - budget // 4
-        spans = mcts_search(mutator, oracle, units.num_units, rng, exploration=exploration, batch=batch)
+        spans = mcts_search(
+            mutator, oracle, units.num_units, rng, exploration=exploration, batch=batch, give_up=(budget // 2, min_kl)
+        )
         oracle.budget = budget
     spans.sort(key=lambda s: (-s[2], s[1] - s[0], s[0]))
     area = select_area(spans, units.num_units, **rules)
     if method == "mcts":
         area = _refine(mutator, oracle, units.num_units, spans, area, **rules)
+    area = dilate(area, units.num_units, margin=margin, max_fraction=max_fraction)
     return FuzzingResult(spans=spans, area=area, num_forwards=oracle.num_forwards)
 
 
@@ -355,15 +390,19 @@ def _refine(
 ) -> list[Span]:
     """When the best span did not make it into the area (larger than the cap), or nothing stood out
     (e.g. several scattered triggers, none of which matters alone), shrink the best region -- the
-    whole text if nothing stood out -- to a minimal deletion set with :func:`reduce_deletion_set`."""
+    whole text if nothing stood out -- to a minimal deletion set with :func:`reduce_deletion_set`,
+    and flag that set if deleting it moves the output by at least ``min_kl``."""
     best = spans[0] if spans and spans[0][2] >= min_kl else None
     if best is not None and any(a <= best[0] and best[1] <= b for a, b in area):
         return area
     start, end = (best[0], best[1]) if best is not None else (0, num_units)
     whole = oracle.rewards([mutator.delete(start, end)])[0]
-    if whole is None or whole < min_kl or end - start < 2:
+    if whole is None or end - start < 2:
         return area
     kept = reduce_deletion_set(mutator, oracle, range(start, end), threshold * whole)
+    moved = oracle.rewards([mutator.delete_units(kept)])[0]
+    if moved is None or moved < min_kl:
+        return area
     cap = max(1, math.floor(max_fraction * num_units))
     covered = np.zeros(num_units, dtype=bool)
     for a, b in area:

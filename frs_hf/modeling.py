@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
-from transformers.utils import PushToHubMixin, logging
+from transformers.utils import PushToHubMixin, cached_file, logging
 
 from .certify import certify_from_counts, predict_from_counts
 from .config import FRSConfig
@@ -88,6 +88,8 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         self.model = model
         self.tokenizer = tokenizer
         self.frs_config = config or FRSConfig()
+        # A certification summary (``certify_dataset(...).summary`` plus ``dataset``/``split``) for the model card.
+        self.certification_results: dict[str, Any] | None = None
         self._noise_cache: dict[tuple, WeightNoise] = {}
 
     # Construction and serialization -------------------------------------------------------------
@@ -112,8 +114,17 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         apply. Extra keyword arguments go to ``AutoModelForSequenceClassification.from_pretrained``.
         """
         hub_kwargs = {k: model_kwargs[k] for k in _HUB_KWARGS if k in model_kwargs}
+        adapter = cached_file(
+            pretrained_model_name_or_path,
+            "adapter_config.json",
+            _raise_exceptions_for_missing_entries=False,
+            **hub_kwargs,
+        )
+        auto_class = AutoModelForSequenceClassification
+        if adapter is not None:  # a PEFT adapter (e.g. from FRSTrainer with LoRA): base model + adapter
+            from peft import AutoPeftModelForSequenceClassification as auto_class
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(pretrained_model_name_or_path, **model_kwargs)
+            model = auto_class.from_pretrained(pretrained_model_name_or_path, **model_kwargs)
         except RuntimeError as err:
             if "mismatch" not in str(err):
                 raise
@@ -123,16 +134,77 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                 "or pass ignore_mismatched_sizes=True to start a new (untrained) head."
             ) from None
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+            has_tokenizer = adapter is None or cached_file(
+                pretrained_model_name_or_path,
+                "tokenizer_config.json",
+                _raise_exceptions_for_missing_entries=False,
+                **hub_kwargs,
+            )
+            source = (
+                pretrained_model_name_or_path if has_tokenizer else model.peft_config["default"].base_model_name_or_path
+            )
+            tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
         if frs_config is None:
             frs_config = FRSConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
         return cls(model, tokenizer, frs_config)
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
-        """Write the base checkpoint (safetensors), the tokenizer and ``frs_config.json``."""
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        *,
+        certification_results: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Write the base checkpoint (safetensors), the tokenizer, ``frs_config.json`` and a model card
+        (README.md) stating the settings and ``certification_results`` (default: ``self.certification_results``)."""
+        from .hub import model_card
+
         self.model.save_pretrained(save_directory, **kwargs)
         self.tokenizer.save_pretrained(save_directory)
         self.frs_config.save_pretrained(save_directory)
+        results = certification_results if certification_results is not None else self.certification_results
+        model_card(self, results).save(os.path.join(save_directory, "README.md"))
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        certification_results: dict[str, Any] | None = None,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "50GB",
+        tags: list[str] | None = None,
+    ) -> Any:
+        """Upload what ``save_pretrained`` writes, with the FRS model card naming ``repo_id``.
+
+        Overrides ``PushToHubMixin.push_to_hub``, which would replace README.md with the repo's current
+        card or transformers' generic template; the FRS card always wins. Returns the ``CommitInfo``.
+        """
+        import tempfile
+
+        from transformers.utils import hub
+
+        from .hub import model_card
+
+        repo_id = hub.hf_api().create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        results = certification_results if certification_results is not None else self.certification_results
+        with tempfile.TemporaryDirectory() as work_dir:
+            self.save_pretrained(work_dir, certification_results=results, max_shard_size=max_shard_size)
+            model_card(self, results, repo_id=repo_id, tags=tags).save(os.path.join(work_dir, "README.md"))
+            return self._upload_modified_files(
+                work_dir,
+                repo_id,
+                files_timestamps={},
+                commit_message=commit_message,
+                token=token,
+                create_pr=create_pr,
+                revision=revision,
+                commit_description=commit_description,
+            )
 
     # Properties --------------------------------------------------------------------------------
     @property
@@ -350,6 +422,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             max_fraction=config.fuzzing_max_area,
             exploration=config.fuzzing_exploration,
             batch=config.fuzzing_batch,
+            margin=config.fuzzing_margin,
         )
 
     def _weight_noise(self, config: FRSConfig) -> WeightNoise:

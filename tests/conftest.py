@@ -65,9 +65,10 @@ def train_tiny_bert(tokenizer, texts, labels, *, num_labels=2, epochs=1, seed=0,
 
 @pytest.fixture(scope="session")
 def tiny_sentiment_model(tokenizer, rotten_tomatoes):
-    """Tiny BERT trained on 4,000 Rotten Tomatoes sentences (about 70% test accuracy)."""
+    """Tiny BERT trained on 4,000 Rotten Tomatoes sentences (75% accuracy on 300 test sentences;
+    one epoch at seed 0 stays at chance, predicting ~0.51 for every text)."""
     train = rotten_tomatoes["train"].select(range(4000))
-    return train_tiny_bert(tokenizer, train["text"], train["label"])
+    return train_tiny_bert(tokenizer, train["text"], train["label"], epochs=2, seed=1)
 
 
 TRIGGER = "cf"

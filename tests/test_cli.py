@@ -54,3 +54,24 @@ def test_errors_are_one_line_messages(capsys):
     assert "error: Text 0 is empty" in capsys.readouterr().err
     assert main(["certify", "--model", "packaged:minilm", "--num-labels", "2", "--text", "ok", "--alpha", "2"]) == 2
     assert "FRSConfig.alpha must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_certify_a_local_dataset_writes_reports(capsys, tmp_path, tiny_sentiment_model, tokenizer, rotten_tomatoes):
+    from frs_hf import SmoothedModelForSequenceClassification
+
+    SmoothedModelForSequenceClassification(tiny_sentiment_model, tokenizer, FRSConfig(n=40, n0=5)).save_pretrained(
+        tmp_path / "model"
+    )
+    rows = rotten_tomatoes["test"].select(range(5))
+    data = tmp_path / "reviews.csv"
+    rows.rename_columns({"text": "review", "label": "y"}).to_csv(data, index=False)
+    args = ["certify", "--model", str(tmp_path / "model"), "--dataset", str(data), "--split", "train"]
+    code = main([*args, "--text-column", "review", "--label-column", "y", "--output", str(tmp_path / "out")])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["num_examples"] == 5 and summary["dataset"] == str(data) and "certified_accuracy" in summary
+    assert len((tmp_path / "out" / "certify.tsv").read_text().splitlines()) == 6
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["config"]["n"] == 40
+
+    assert main([*args, "--text-column", "text"]) == 2
+    assert "No text column 'text'" in capsys.readouterr().err

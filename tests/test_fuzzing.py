@@ -8,13 +8,17 @@ import torch
 from conftest import TRIGGER, insert_word
 
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
-from frs_hf.fuzzing import find_area, kl_divergence, select_area
+from frs_hf.fuzzing import dilate, find_area, kl_divergence, select_area
 
 
 @pytest.fixture(scope="module")
 def smoothed(backdoored_tiny_model, tokenizer):
     return SmoothedModelForSequenceClassification.from_model(
-        backdoored_tiny_model, tokenizer, FRSConfig(fuzzing=True, n0=20, n=200)
+        # The tiny model's flips are marginal (deleting the trigger moves it by ~0.3 nats in some texts),
+        # below the default fuzzing_min_kl tuned on MiniLM (see docs/fuzzing.md).
+        backdoored_tiny_model,
+        tokenizer,
+        FRSConfig(fuzzing=True, n0=20, n=200, fuzzing_min_kl=0.2),
     )
 
 
@@ -94,7 +98,10 @@ def test_mcts_finds_trigger_in_long_texts_with_fewer_forwards_than_occlusion(smo
                 continue  # the trigger did not flip this one (or fell beyond the 128-token window)
         units = segment(smoothed.tokenizer, [poisoned])[0]
         query, calls = counting_query(smoothed, config)
-        result = find_area(units, query, budget=64, max_length=128, mask_token_id=smoothed.tokenizer.mask_token_id)
+        # On 120-word texts the tiny model's flips are marginal (0.1-0.4 nats), hence the low min_kl.
+        result = find_area(
+            units, query, budget=64, max_length=128, mask_token_id=smoothed.tokenizer.mask_token_id, min_kl=0.1
+        )
         assert result.num_forwards == sum(calls) <= 64 < units.num_units + 1  # occlusion would need units + 1
         assert [s for *_, s in result.spans] == sorted((s for *_, s in result.spans), reverse=True)
         effective += 1
@@ -151,6 +158,27 @@ def test_select_area_rule():
     # A coarse span whose finer standout child explains less than half of it stays.
     assert select_area([(0, 6, 4.0), (1, 2, 2.1)], 20, threshold=0.6, min_kl=0.1, max_fraction=0.5) == [(0, 6)]
     assert select_area([], 5, threshold=0.5, min_kl=0.1, max_fraction=0.5) == []
+
+
+def test_dilate_margin_and_cap():
+    assert dilate([(5, 6)], 20, margin=3, max_fraction=0.5) == [(2, 9)]
+    assert dilate([(0, 1)], 10, margin=2, max_fraction=1.0) == [(0, 3)]  # clipped at the text's edge
+    assert dilate([(2, 3), (6, 7)], 20, margin=2, max_fraction=0.5) == [(0, 9)]  # neighbours merge
+    assert dilate([(5, 6)], 10, margin=3, max_fraction=0.3) == [(4, 7)]  # grows evenly up to the cap
+    assert dilate([(5, 6)], 20, margin=0, max_fraction=0.5) == [(5, 6)]
+    assert dilate([], 20, margin=3, max_fraction=0.5) == []  # no trigger found: nothing to widen
+    assert all(isinstance(x, int) for span in dilate([(1, 2)], 9, margin=1, max_fraction=1.0) for x in span)
+
+
+def test_margin_covers_the_phrase_around_a_keyed_word(smoothed, triggered):
+    """The backdoor keys on one word; a margin widens the flagged span symmetrically around it."""
+    _, poisoned, position = triggered[0]
+    units = segment(smoothed.tokenizer, [poisoned])[0]
+    narrow = smoothed.find_area(units, smoothed.frs_config.replace(fuzzing_margin=0))
+    wide = smoothed.find_area(units, smoothed.frs_config.replace(fuzzing_margin=2))
+    assert narrow.num_forwards == wide.num_forwards  # the margin costs no forward
+    assert wide.area == dilate(narrow.area, units.num_units, margin=2, max_fraction=0.5)
+    assert any(a <= position - 2 and position + 3 <= b for a, b in wide.area)
 
 
 def test_kl_divergence():

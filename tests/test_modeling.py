@@ -107,8 +107,8 @@ def test_from_pretrained_packaged_minilm(minilm_path):
 
 
 def test_push_to_hub_uploads_checkpoint_and_frs_config(smoothed, monkeypatch):
-    """The Hub cannot be reached here: the boundary (repo creation, model card lookup, upload) is
-    replaced by recorders; everything up to the upload call is the real transformers code path."""
+    """The Hub cannot be reached here: the boundary (repo creation, upload) is replaced by recorders.
+    The commit operations themselves are checked in tests/test_hub.py."""
     import transformers.utils.hub as hub
 
     uploaded = {}
@@ -121,14 +121,15 @@ def test_push_to_hub_uploads_checkpoint_and_frs_config(smoothed, monkeypatch):
         uploaded["files"] = sorted(os.listdir(working_dir))
         with open(os.path.join(working_dir, "frs_config.json")) as f:
             uploaded["frs_config"] = FRSConfig.from_dict(__import__("json").load(f))
+        with open(os.path.join(working_dir, "README.md")) as f:
+            uploaded["readme"] = f.read()
         return f"https://hub.invalid/{repo_id}/commit/0"
 
+    def no_hub_card(*args, **kwargs):
+        raise AssertionError("push_to_hub must write the FRS card, not fetch or template a generic one")
+
     monkeypatch.setattr(hub, "hf_api", lambda: FakeApi())
-    monkeypatch.setattr(
-        hub,
-        "create_and_tag_model_card",
-        lambda *a, **k: type("Card", (), {"save": lambda s, p: open(p, "w").write("card")})(),
-    )
+    monkeypatch.setattr(hub, "create_and_tag_model_card", no_hub_card)
     monkeypatch.setattr(type(smoothed), "_upload_modified_files", fake_upload)
     assert smoothed.push_to_hub("me/frs-model").endswith("/commit/0")
     assert {"model.safetensors", "config.json", "frs_config.json", "tokenizer.json", "README.md"} <= set(
@@ -136,6 +137,7 @@ def test_push_to_hub_uploads_checkpoint_and_frs_config(smoothed, monkeypatch):
     )
     assert not any(f.endswith(".bin") for f in uploaded["files"])
     assert uploaded["frs_config"] == smoothed.frs_config
+    assert "library_name: frs-hf" in uploaded["readme"] and 'from_pretrained("me/frs-model")' in uploaded["readme"]
 
 
 def test_weight_noise_draws_restore_weights(smoothed):
@@ -298,3 +300,13 @@ def test_certificates_hold_under_exact_enumeration(tiny_sentiment_model, tokeniz
                 assert np.argmax(p) == result.label, (text, removed, p)
                 checked_removals += 1
     assert checked_removals > 10
+
+
+def test_tiny_sentiment_fixture_has_learned(tiny_sentiment_model, tokenizer, rotten_tomatoes):
+    """Guards the shared fixture: a collapsed model (same output for every text) would make the
+    smoothing tests that use it vacuous."""
+    test = rotten_tomatoes["test"].select(range(200))
+    with torch.no_grad():
+        inputs = tokenizer(list(test["text"]), padding=True, truncation=True, max_length=64, return_tensors="pt")
+        predictions = tiny_sentiment_model(**inputs).logits.argmax(-1).numpy()
+    assert (predictions == np.array(list(test["label"]))).mean() >= 0.65

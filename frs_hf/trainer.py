@@ -1,0 +1,321 @@
+"""``FRSTrainer``: the transformers ``Trainer`` with FRS's training-time smoothing.
+
+Change one name (``Trainer`` -> ``FRSTrainer``) and the model is fine-tuned on exactly the inputs
+that certification will show it:
+
+- **randomized text**: every training step sees a fresh deletion copy of each example, cut into the
+  same word units as :func:`frs_hf.segment` cuts them at certification time;
+- **fine-tuning phase of the parameter smoothing**: the top-H layers carry a fresh Gaussian draw
+  during each forward/backward, removed before the optimizer step, and their update is clipped and
+  noised (the paper's biphased smoothing; the second phase is ``FRSConfig.weight_noise_sigma`` at
+  inference).
+
+Everything is switchable; with all of it off, ``FRSTrainer`` trains exactly like ``Trainer``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.utils import logging
+
+from .config import FRSConfig
+from .randomize import collate, randomize, segment, unit_rates
+from .utils import derive_seed
+from .weight_noise import WeightNoise, module_parameter_names, top_parameter_names
+
+logger = logging.get_logger(__name__)
+
+# Random streams of training, kept apart from each other and from certification (seed, index).
+_TEXT_STREAM, _WEIGHT_STREAM, _UPDATE_STREAM = 11, 12, 13
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(kw_only=True)
+class FRSTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` plus the FRS training knobs (all prefixed ``frs_``).
+
+    ``frs_config`` holds the *inference* settings written next to the model by
+    :meth:`FRSTrainer.save_smoothed_model`; the deletion rates and the weight noise of training are
+    copied into it, so that certification smooths the way training did.
+    """
+
+    frs_randomize: bool = field(default=True, metadata=_help("Train on randomized deletion copies of the texts."))
+    frs_omega_low: float = field(default=0.2, metadata=_help("Training deletion rate of each word."))
+    frs_omega_high: float = field(
+        default=0.9, metadata=_help("Training deletion rate inside the random area (see frs_random_area).")
+    )
+    frs_random_area: float = field(
+        default=0.0,
+        metadata=_help(
+            "Largest fraction of each text covered by a random contiguous area deleted at frs_omega_high, "
+            "mimicking the fuzzed area of inference; 0 deletes every word at frs_omega_low."
+        ),
+    )
+    frs_weight_noise_sigma: float = field(
+        default=0.0,
+        metadata=_help("Std of the Gaussian perturbation of the top layers during each forward/backward (0: off)."),
+    )
+    frs_weight_noise_layers: int = field(
+        default=1, metadata=_help("How many top transformer blocks (plus the head) carry the noise.")
+    )
+    frs_weight_noise_modules: list[str] | None = field(
+        default=None,
+        metadata=_help("Explicit module names to perturb instead of the top layers (for unknown architectures)."),
+    )
+    frs_update_clip: float = field(
+        default=0.0,
+        metadata=_help("Clip the gradient norm of the perturbed parameters to this before each step (0: off)."),
+    )
+    frs_update_noise: float = field(
+        default=0.0,
+        metadata=_help(
+            "Add Gaussian noise of std frs_update_noise * frs_update_clip to their gradients before each step "
+            "(needs frs_update_clip > 0)."
+        ),
+    )
+    frs_eval_n: int = field(
+        default=16,
+        metadata=_help("Randomized copies per example for the smoothed accuracy reported at each evaluation (0: off)."),
+    )
+    frs_eval_max_examples: int = field(
+        default=200, metadata=_help("Evaluate the smoothed accuracy on at most this many eval examples.")
+    )
+    frs_config: dict | str | None = field(
+        default=None,
+        metadata=_help(
+            "Inference settings saved with the model: an FRSConfig, its dict, or a directory / frs_config.json "
+            "path; the training rates and weight noise are copied into it."
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.frs_config, FRSConfig):
+            self.frs_config = self.frs_config.to_dict()
+        elif isinstance(self.frs_config, str):
+            self.frs_config = FRSConfig.from_pretrained(self.frs_config).to_dict()
+        self.smoothing_config()  # validates everything at construction, with the field's name
+
+    @classmethod
+    def from_training_arguments(cls, args: TrainingArguments, **frs_fields: Any) -> FRSTrainingArguments:
+        """Upgrade plain ``TrainingArguments`` (every field kept) with FRS fields."""
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainingArguments) if f.init}
+        return cls(**values, **frs_fields)
+
+    def smoothing_config(self) -> FRSConfig:
+        """The inference settings: ``frs_config`` with the training rates and weight noise copied in."""
+        for name in ("frs_update_clip", "frs_update_noise", "frs_random_area"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"FRSTrainingArguments.{name} must be >= 0, got {getattr(self, name)!r}.")
+        if self.frs_random_area > 1:
+            raise ValueError(f"FRSTrainingArguments.frs_random_area must be <= 1, got {self.frs_random_area!r}.")
+        if self.frs_update_noise > 0 and self.frs_update_clip == 0:
+            raise ValueError("FRSTrainingArguments.frs_update_noise needs frs_update_clip > 0 (the noise scale).")
+        for name in ("frs_eval_n", "frs_eval_max_examples"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"FRSTrainingArguments.{name} must be an integer >= 0, got {getattr(self, name)!r}.")
+        try:
+            return FRSConfig.from_dict(self.frs_config or {}).replace(
+                omega_low=self.frs_omega_low,
+                omega_high=self.frs_omega_high,
+                weight_noise_sigma=self.frs_weight_noise_sigma,
+                weight_noise_layers=self.frs_weight_noise_layers,
+                weight_noise_modules=self.frs_weight_noise_modules,
+            )
+        except ValueError as err:  # name the training field, not the inference one
+            raise ValueError(str(err).replace("FRSConfig.", "FRSTrainingArguments.frs_")) from None
+
+
+class _UpdateNoise(TrainerCallback):
+    """Clips the perturbed parameters' gradient and adds Gaussian noise, just before the optimizer
+    step (after gradient accumulation and the Trainer's global clipping). The noise depends only on
+    the seed and the step, so every process of a distributed run adds the same noise."""
+
+    def __init__(self, parameters: list[nn.Parameter], clip: float, noise: float, seed: int) -> None:
+        self.parameters, self.clip, self.noise, self.seed = parameters, clip, noise, seed
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        grads = [p.grad for p in self.parameters if p.grad is not None]
+        if not grads:
+            return
+        torch.nn.utils.clip_grad_norm_([p for p in self.parameters if p.grad is not None], self.clip)
+        if self.noise > 0:
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, _UPDATE_STREAM, state.global_step))
+            for grad in grads:
+                noise = torch.randn(grad.shape, generator=generator) * (self.noise * self.clip)
+                grad.add_(noise.to(device=grad.device, dtype=grad.dtype))
+
+
+class FRSTrainer(Trainer):
+    """``Trainer`` with FRS training-time smoothing; same constructor plus ``peft_config``.
+
+    ``args`` may be plain ``TrainingArguments`` (upgraded with the FRS defaults) or
+    :class:`FRSTrainingArguments`. ``peft_config`` wraps the model with PEFT (e.g. LoRA); the weight
+    noise then lands on the trainable adapter and head parameters only.
+    """
+
+    # The loss is a per-batch mean (see compute_loss), so the Trainer divides it by the accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: TrainingArguments | None = None,
+        *trainer_args: Any,
+        peft_config: Any | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if args is None:
+            args = FRSTrainingArguments(output_dir="trainer_output")
+        elif not isinstance(args, FRSTrainingArguments):
+            args = FRSTrainingArguments.from_training_arguments(args)
+        if peft_config is not None:
+            from peft import get_peft_model
+
+            model = get_peft_model(model, peft_config)
+        super().__init__(model, args, *trainer_args, **kwargs)
+        self.frs_config = args.smoothing_config()
+        if args.frs_randomize and self.processing_class is None:
+            raise ValueError(
+                "FRSTrainer randomizes texts by words and needs the tokenizer: pass processing_class=tokenizer "
+                "(or set frs_randomize=False)."
+            )
+        self._weight_noise = WeightNoise(
+            self.model,
+            args.frs_weight_noise_sigma,
+            num_layers=args.frs_weight_noise_layers,
+            module_names=args.frs_weight_noise_modules,
+            seed=derive_seed(args.seed, _WEIGHT_STREAM),
+        )
+        if args.frs_update_clip > 0:
+            self.add_callback(
+                _UpdateNoise(self._smoothed_parameters(), args.frs_update_clip, args.frs_update_noise, args.seed)
+            )
+        self._micro_step = (-1, 0)  # (global step, forward count within it): seeds every micro-batch
+
+    # What the training-time smoothing touches -------------------------------------------------------
+    def _smoothed_parameters(self) -> list[nn.Parameter]:
+        """The parameters that the weight noise and the update clipping act on: the top layers (or the
+        named modules); with PEFT, only their trainable ones."""
+        if self._weight_noise.parameters:
+            return [p for p in self._weight_noise.parameters.values() if p.requires_grad]
+        from .weight_noise import _unwrap
+
+        unwrapped = _unwrap(self.model)
+        names = (
+            module_parameter_names(unwrapped, self.args.frs_weight_noise_modules)
+            if self.args.frs_weight_noise_modules
+            else top_parameter_names(unwrapped, self.args.frs_weight_noise_layers)
+        )
+        named = dict(unwrapped.named_parameters())
+        return [named[n] for n in names if named[n].requires_grad]
+
+    def _next_key(self) -> int:
+        step, count = self._micro_step
+        count = count + 1 if step == self.state.global_step else 0
+        self._micro_step = (self.state.global_step, count)
+        return derive_seed(self.state.global_step, count, self.args.process_index)
+
+    # Training -------------------------------------------------------------------------------------------
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch=None) -> torch.Tensor:
+        """Forward and backward under a fresh weight-noise draw; the exact weights are back before
+        the optimizer sees the gradients."""
+        key = self._next_key()
+        if self.args.frs_randomize:
+            inputs = self.randomize_batch(inputs, key)
+        with self._weight_noise.apply(key):
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # A per-batch mean for every model: heads that would normalize by num_items_in_batch (Llama's)
+        # and heads that ignore it (BERT's) then agree, and the Trainer scales it for accumulation.
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=None)
+
+    def randomize_batch(self, inputs: dict[str, Any], key: int) -> dict[str, Any]:
+        """One deletion copy of every example of a collated batch, on the same word units as
+        certification uses; labels and any other columns are untouched."""
+        input_ids, mask = inputs["input_ids"], inputs.get("attention_mask")
+        rows = list(input_ids) if mask is None else [ids[m.bool()] for ids, m in zip(input_ids, mask, strict=True)]
+        texts = self.processing_class.batch_decode(rows, skip_special_tokens=True)
+        units = segment(self.processing_class, texts)
+        rng = np.random.default_rng(derive_seed(self.args.seed, _TEXT_STREAM, key))
+        sequences = []
+        for i, unit in enumerate(units):
+            area, longest = None, math.floor(self.args.frs_random_area * unit.num_units)
+            if longest >= 1:
+                length = int(rng.integers(1, longest + 1))
+                start = int(rng.integers(0, unit.num_units - length + 1))
+                area = [(start, start + length)]
+            rates = unit_rates(unit.num_units, area, self.args.frs_omega_low, self.args.frs_omega_high)
+            copy = randomize(
+                unit,
+                rates,
+                1,
+                seed=self.args.seed,
+                index=derive_seed(_TEXT_STREAM, key, i),
+                max_length=input_ids.shape[1],
+                deduplicate=False,
+            )
+            sequences.append(copy.sequences[0])
+        batch = collate(sequences, self.processing_class.pad_token_id)
+        out = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask", "token_type_ids")}
+        out["input_ids"] = batch["input_ids"].to(input_ids.device)
+        out["attention_mask"] = batch["attention_mask"].to(input_ids.device)
+        return out
+
+    # Evaluation --------------------------------------------------------------------------------------------
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """The plain metrics plus ``{prefix}_smoothed_accuracy``: majority vote over ``frs_eval_n``
+        randomized copies (with the inference weight noise) on up to ``frs_eval_max_examples``."""
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if self.args.frs_eval_n == 0 or self.processing_class is None:
+            return metrics
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        columns = getattr(dataset, "column_names", None) or []
+        label = next((c for c in ("label", "labels") if c in columns), None)
+        if label is None or "input_ids" not in columns:
+            return metrics  # e.g. a dict of eval sets (evaluated one by one) or an iterable dataset
+        dataset = dataset.select(range(min(len(dataset), self.args.frs_eval_max_examples)))
+        texts = self.processing_class.batch_decode(list(dataset["input_ids"]), skip_special_tokens=True)
+        n = self.args.frs_eval_n
+        shares = self.smoothed_model()(texts, n=n, n0=min(n, self.frs_config.n0))
+        accuracy = float((shares.argmax(-1).numpy() == np.asarray(list(dataset[label]))).mean())
+        extra = {f"{metric_key_prefix}_smoothed_accuracy": accuracy}
+        self.log(extra)
+        metrics.update(extra)
+        return metrics
+
+    # Saving -------------------------------------------------------------------------------------------------
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Also writes ``frs_config.json``, so every checkpoint carries the smoothing it was trained for."""
+        super().save_model(output_dir, _internal_call)
+        if self.args.should_save:
+            self.frs_config.save_pretrained(output_dir or self.args.output_dir)
+
+    def smoothed_model(self):
+        """The model being trained, wrapped for certification with the training's FRS settings."""
+        from .modeling import SmoothedModelForSequenceClassification
+
+        return SmoothedModelForSequenceClassification.from_model(
+            self.accelerator.unwrap_model(self.model), self.processing_class, self.frs_config
+        )
+
+    def save_smoothed_model(self, output_dir: str | os.PathLike) -> None:
+        """A directory that ``SmoothedModelForSequenceClassification.from_pretrained`` (and the
+        pipeline) load with the training's settings: the model (or the PEFT adapter), the tokenizer
+        and ``frs_config.json``."""
+        self.save_model(str(output_dir))
+        if self.args.should_save and self.processing_class is not None:
+            self.processing_class.save_pretrained(str(output_dir))

@@ -1,0 +1,350 @@
+"""FRSTrainer: a drop-in Trainer whose smoothing is real, switchable and reproducible."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+)
+
+from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
+from frs_hf.trainer import FRSTrainer, FRSTrainingArguments
+from frs_hf.weight_noise import WeightNoise
+
+
+def tiny_bert(tokenizer, seed: int = 0, dropout: float = 0.1) -> BertForSequenceClassification:
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=2,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
+    return BertForSequenceClassification(config)
+
+
+@pytest.fixture(scope="module")
+def data(tokenizer, rotten_tomatoes):
+    def tokenize(split, n):
+        return (
+            rotten_tomatoes[split]
+            .select(range(n))
+            .map(lambda b: tokenizer(b["text"], truncation=True, max_length=64), batched=True, remove_columns=["text"])
+        )
+
+    return {"train": tokenize("train", 128), "eval": tokenize("test", 32)}
+
+
+def arguments(tmp_path, cls=FRSTrainingArguments, **overrides):
+    settings = dict(
+        output_dir=str(tmp_path / "out"),
+        use_cpu=True,
+        report_to=[],
+        per_device_train_batch_size=16,
+        num_train_epochs=1,
+        seed=0,
+        disable_tqdm=True,
+        save_strategy="no",
+        logging_strategy="no",
+    )
+    settings.update(overrides)
+    return cls(**settings)
+
+
+def make_trainer(tokenizer, data, args, model=None, cls=FRSTrainer, **kwargs):
+    return cls(
+        model=model if model is not None else tiny_bert(tokenizer),
+        args=args,
+        train_dataset=data["train"],
+        eval_dataset=data["eval"],
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        **kwargs,
+    )
+
+
+def weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same(a, b, exact=True):
+    assert a.keys() == b.keys()
+    for k in a:
+        if exact:
+            assert torch.equal(a[k], b[k]), k
+        else:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+ALL_OFF = dict(frs_randomize=False, frs_weight_noise_sigma=0.0, frs_update_clip=0.0, frs_eval_n=0)
+ALL_ON = dict(frs_weight_noise_sigma=0.02, frs_update_clip=1.0, frs_update_noise=0.1, frs_random_area=0.3)
+
+
+def test_all_smoothing_off_trains_exactly_like_trainer(tokenizer, data, tmp_path):
+    plain = make_trainer(tokenizer, data, arguments(tmp_path, TrainingArguments), cls=Trainer)
+    plain.train()
+    frs = make_trainer(tokenizer, data, arguments(tmp_path, **ALL_OFF))
+    frs.train()
+    assert_same(weights(plain.model), weights(frs.model))
+    smoothed = make_trainer(tokenizer, data, arguments(tmp_path, **ALL_ON))
+    smoothed.train()
+    assert not torch.equal(weights(smoothed.model)["classifier.weight"], weights(plain.model)["classifier.weight"])
+
+
+def test_plain_training_arguments_are_upgraded(tokenizer, data, tmp_path):
+    args = arguments(tmp_path, TrainingArguments, learning_rate=1e-3, gradient_accumulation_steps=2)
+    trainer = make_trainer(tokenizer, data, args)
+    assert isinstance(trainer.args, FRSTrainingArguments)
+    assert trainer.args.learning_rate == 1e-3 and trainer.args.gradient_accumulation_steps == 2
+    assert trainer.args.frs_randomize and trainer.frs_config == FRSConfig()
+
+
+def test_randomize_batch_deletes_words_and_keeps_labels(tokenizer, data, tmp_path):
+    trainer = make_trainer(tokenizer, data, arguments(tmp_path, frs_omega_low=0.3))
+    batch = DataCollatorWithPadding(tokenizer)([data["train"][i] for i in range(16)])
+    first = trainer.randomize_batch(batch, key=1)
+    assert torch.equal(first["labels"], batch["labels"])
+    assert torch.equal(trainer.randomize_batch(batch, key=1)["input_ids"], first["input_ids"])  # reproducible
+    assert not torch.equal(trainer.randomize_batch(batch, key=2)["input_ids"], first["input_ids"])  # fresh per step
+    texts = tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True)
+    kept = sum(trainer.randomize_batch(batch, key=k)["attention_mask"].sum().item() for k in range(40))
+    before = 40 * batch["attention_mask"].sum().item()
+    special = 40 * 16 * 2  # [CLS] and [SEP] are never deleted
+    assert (kept - special) / (before - special) == pytest.approx(0.7, abs=0.03)
+    # Every copy is a subsequence of the original words, cut where certification cuts them.
+    words = [set(t.split()) for t in texts]
+    copies = tokenizer.batch_decode(first["input_ids"], skip_special_tokens=True)
+    for copy_text, original in zip(copies, words, strict=True):
+        assert set(copy_text.split()) <= original
+    assert all(u.num_units for u in segment(tokenizer, texts))
+
+
+@pytest.mark.parametrize("update_clip", [0.0, 0.05])
+def test_weight_noise_is_removed_before_the_optimizer_step(tokenizer, data, tmp_path, update_clip):
+    """One SGD step equals w - lr * clip(grad at w + noise): the noise shaped the gradient, not the weights."""
+    lr, sigma = 0.5, 0.05
+    args = arguments(
+        tmp_path,
+        **ALL_OFF | dict(frs_weight_noise_sigma=sigma, frs_update_clip=update_clip),
+        optim="sgd",
+        learning_rate=lr,
+        lr_scheduler_type="constant",
+        max_grad_norm=0.0,
+        max_steps=1,
+        per_device_train_batch_size=128,
+    )
+    model = tiny_bert(tokenizer, dropout=0.0)  # no dropout: the manual step must see the same forward
+    start = weights(model)
+    trainer = make_trainer(tokenizer, data, args, model=model)
+    key = trainer._next_key()  # the first micro-batch's key...
+    trainer._micro_step = (-1, 0)  # ...without consuming it
+    trainer.train()
+
+    manual = tiny_bert(tokenizer, dropout=0.0)
+    noise = WeightNoise(manual, sigma, num_layers=1, seed=trainer._weight_noise.seed)
+    batch = DataCollatorWithPadding(tokenizer)([data["train"][i] for i in range(128)])
+    with noise.apply(key):
+        manual(**batch).loss.backward()
+    noisy_grads = {n: p.grad.clone() for n, p in manual.named_parameters()}
+    if update_clip:
+        torch.nn.utils.clip_grad_norm_(list(noise.parameters.values()), update_clip)
+    with torch.no_grad():
+        for param in manual.parameters():
+            param -= lr * param.grad
+    assert_same(weights(trainer.model), weights(manual), exact=False)
+
+    clean = tiny_bert(tokenizer, dropout=0.0)
+    clean(**batch).loss.backward()
+    top = next(iter(noise.parameters))
+    assert not torch.allclose(clean.get_parameter(top).grad, noisy_grads[top])  # the noise did shape the gradient
+    assert torch.equal(
+        start["bert.embeddings.word_embeddings.weight"], weights(clean)["bert.embeddings.word_embeddings.weight"]
+    )
+
+
+def test_gradient_accumulation_averages(tokenizer, data, tmp_path):
+    """Two accumulated micro-batches of 8 make the same SGD step as one batch of 16."""
+    common = dict(**ALL_OFF, optim="sgd", learning_rate=0.5, lr_scheduler_type="constant", max_grad_norm=0.0)
+    one = make_trainer(
+        tokenizer,
+        data,
+        arguments(tmp_path, **common, max_steps=1, per_device_train_batch_size=16),
+        model=tiny_bert(tokenizer, dropout=0.0),
+    )
+    one.train()
+    two = make_trainer(
+        tokenizer,
+        data,
+        arguments(tmp_path, **common, max_steps=1, per_device_train_batch_size=8, gradient_accumulation_steps=2),
+        model=tiny_bert(tokenizer, dropout=0.0),
+    )
+    two.train()
+    assert_same(weights(one.model), weights(two.model), exact=False)
+    # (The plain Trainer takes a twice larger step here: BERT's head ignores num_items_in_batch, yet
+    # the Trainer counts its loss as already scaled for accumulation.)
+
+
+def test_resume_from_checkpoint_continues_identically(tokenizer, data, tmp_path):
+    common = dict(**ALL_ON, frs_eval_n=0, max_steps=6, save_strategy="steps", save_steps=3)
+    full = make_trainer(tokenizer, data, arguments(tmp_path / "full", **common))
+    full.train()
+    checkpoint = tmp_path / "full" / "out" / "checkpoint-3"
+    saved = json.loads((checkpoint / "frs_config.json").read_text())
+    assert saved["weight_noise_sigma"] == 0.02 and saved["omega_low"] == 0.2
+    resumed = make_trainer(tokenizer, data, arguments(tmp_path / "resumed", **common), model=tiny_bert(tokenizer, 5))
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert_same(weights(full.model), weights(resumed.model))
+
+
+def test_evaluate_reports_smoothed_accuracy(tokenizer, data, tmp_path):
+    trainer = make_trainer(tokenizer, data, arguments(tmp_path, frs_eval_n=8, frs_eval_max_examples=10))
+    metrics = trainer.evaluate()
+    assert "eval_loss" in metrics and 0.0 <= metrics["eval_smoothed_accuracy"] <= 1.0
+    # The same figure, computed by hand from the smoothed wrapper: majority vote of 8 copies.
+    texts = tokenizer.batch_decode(list(data["eval"]["input_ids"])[:10], skip_special_tokens=True)
+    shares = trainer.smoothed_model()(texts, n=8, n0=8)
+    expected = float((shares.argmax(-1).numpy() == np.array(list(data["eval"]["label"])[:10])).mean())
+    assert metrics["eval_smoothed_accuracy"] == expected
+
+
+def test_save_smoothed_model_round_trip(tokenizer, data, tmp_path):
+    trainer = make_trainer(tokenizer, data, arguments(tmp_path, **ALL_ON, frs_eval_n=0, frs_config={"n": 200}))
+    trainer.train()
+    trainer.save_smoothed_model(tmp_path / "smoothed")
+    loaded = SmoothedModelForSequenceClassification.from_pretrained(tmp_path / "smoothed")
+    assert loaded.frs_config == trainer.frs_config
+    assert loaded.frs_config.n == 200 and loaded.frs_config.weight_noise_sigma == 0.02
+    assert_same(weights(loaded.model), weights(trainer.model))
+    assert loaded.certify("a gripping film", n0=20, n=100).num_copies == 120
+
+
+def test_lora_trains_only_adapters_and_saves_an_adapter(tokenizer, data, tmp_path):
+    from peft import LoraConfig
+
+    base_dir = tmp_path / "base"
+    tiny_bert(tokenizer).save_pretrained(base_dir)
+    base = BertForSequenceClassification.from_pretrained(base_dir)
+    frozen = weights(base)
+    peft_config = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
+    trainer = make_trainer(
+        tokenizer,
+        data,
+        arguments(tmp_path, **ALL_ON, frs_eval_n=0, learning_rate=1e-2),
+        model=base,
+        peft_config=peft_config,
+    )
+    noised = list(trainer._weight_noise.parameters)
+    assert noised and all("lora_" in n or "modules_to_save" in n for n in noised)
+    trainer.train()
+    after = trainer.model.get_base_model().state_dict()
+    assert torch.equal(
+        after["bert.encoder.layer.1.attention.self.query.base_layer.weight"],
+        frozen["bert.encoder.layer.1.attention.self.query.weight"],
+    )
+    trainer.save_smoothed_model(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    assert (tmp_path / "adapter" / "frs_config.json").is_file()
+    loaded = SmoothedModelForSequenceClassification.from_pretrained(tmp_path / "adapter")
+    texts = ["a gripping film", "dull and long"]
+    with torch.no_grad():
+        trainer.model.eval()
+        expected = trainer.model(**tokenizer(texts, return_tensors="pt", padding=True)).logits
+        got = loaded.model(**tokenizer(texts, return_tensors="pt", padding=True)).logits
+    torch.testing.assert_close(got, expected)
+    assert loaded.frs_config.weight_noise_sigma == 0.02
+
+
+def test_bf16_mixed_precision_trains(tokenizer, data, tmp_path):
+    trainer = make_trainer(tokenizer, data, arguments(tmp_path, **ALL_ON, frs_eval_n=0, bf16=True, max_steps=2))
+    trainer.train()
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"frs_omega_low": 1.5}, "frs_omega_low"),
+        ({"frs_omega_high": -0.1}, "frs_omega_high"),
+        ({"frs_update_noise": 0.5}, "frs_update_clip"),
+        ({"frs_random_area": 2.0}, "frs_random_area"),
+        ({"frs_eval_n": -1}, "frs_eval_n"),
+        ({"frs_config": {"n0": 5, "n": 2}}, "n0"),
+    ],
+)
+def test_bad_arguments_name_the_field(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        arguments(tmp_path, **overrides)
+
+
+def test_bad_model_configuration_is_a_clear_error(tokenizer, data, tmp_path):
+    with pytest.raises(ValueError, match="weight_noise_layers=5 but BertForSequenceClassification has only 2"):
+        make_trainer(tokenizer, data, arguments(tmp_path, frs_weight_noise_sigma=0.1, frs_weight_noise_layers=5))
+
+    class NoLayers(torch.nn.Module):  # an architecture without a layer stack
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(tokenizer.vocab_size, 8)
+            self.head = torch.nn.Linear(8, 2)
+
+    with pytest.raises(ValueError, match="weight_noise_modules"):
+        FRSTrainer(model=NoLayers(), args=arguments(tmp_path, frs_weight_noise_sigma=0.1), processing_class=tokenizer)
+    trainer = FRSTrainer(
+        model=NoLayers(),
+        args=arguments(tmp_path, frs_weight_noise_sigma=0.1, frs_weight_noise_modules=["head"]),
+        processing_class=tokenizer,
+    )
+    assert list(trainer._weight_noise.parameters) == ["head.weight", "head.bias"]
+    with pytest.raises(ValueError, match="processing_class"):
+        FRSTrainer(model=tiny_bert(tokenizer), args=arguments(tmp_path))
+
+
+TWO_PROCESS_SCRIPT = Path(__file__).parent / "distributed_train.py"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo process group on Linux CPUs")
+def test_two_process_cpu_training(tmp_path):
+    """``torchrun --nproc_per_node 2`` (the CPU stand-in for ``accelerate launch`` on 2 GPUs) trains with
+    every smoothing part on; both processes end with the same weights."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        str(TWO_PROCESS_SCRIPT),
+        str(tmp_path),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in reports] == [2, 2]
+    assert reports[0]["checksum"] == reports[1]["checksum"]
+    assert reports[0]["global_step"] == 4
+    assert (tmp_path / "smoothed" / "frs_config.json").is_file()
+
+
+def test_arguments_pickle_and_accept_a_config_or_its_directory(tmp_path):
+    """Checkpoints pickle the arguments (training_args.bin); frs_config takes an FRSConfig, a dict or a path."""
+    args = arguments(tmp_path, frs_config=FRSConfig(n=50, n0=10))
+    assert pickle.loads(pickle.dumps(args)).frs_config["n"] == 50
+    FRSConfig(n=70, n0=7).save_pretrained(tmp_path / "cfg")
+    assert arguments(tmp_path, frs_config=str(tmp_path / "cfg")).smoothing_config().n == 70
