@@ -49,7 +49,7 @@ CACHE = Path(__file__).resolve().parent.parent / "cache" / "training_effect"
 RADII = (0, 1, 2, 3)
 
 
-def train(kind: str, args: argparse.Namespace, tokenizer, data) -> tuple[Path, float]:
+def train_model(kind: str, args: argparse.Namespace, tokenizer, data) -> tuple[Path, float]:
     path = CACHE / f"{kind}-{args.omega}-{args.sigma}-{args.epochs}-{len(data)}-{args.seed}"
     if (path / "info.json").is_file() and not args.retrain:
         return path, json.loads((path / "info.json").read_text())["train_time_s"]
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"smoothing: {smoothing}")
     rows = []
     for kind in ("trainer", "frs_trainer"):
-        path, train_s = train(kind, args, tokenizer, tokenized)
+        path, train_s = train_model(kind, args, tokenizer, tokenized)
         model = AutoModelForSequenceClassification.from_pretrained(path).eval()
         clean = float((predict(model, tokenizer, test_texts, 64) == test_labels).mean())
         smoothed = SmoothedModelForSequenceClassification.from_model(model, tokenizer, smoothing)

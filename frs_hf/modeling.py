@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers.utils import PushToHubMixin, cached_file, logging
 
 from .certify import certify_from_counts, predict_from_counts
@@ -123,6 +123,16 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         auto_class = AutoModelForSequenceClassification
         if adapter is not None:  # a PEFT adapter (e.g. from FRSTrainer with LoRA): base model + adapter
             from peft import AutoPeftModelForSequenceClassification as auto_class
+
+            # FRSTrainer saves the fine-tuned config next to the adapter: its labels, not the base model's.
+            if cached_file(
+                pretrained_model_name_or_path, "config.json", _raise_exceptions_for_missing_entries=False, **hub_kwargs
+            ):
+                config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+                for key in ("num_labels", "id2label", "label2id"):
+                    model_kwargs.setdefault(key, getattr(config, key))
+                if model_kwargs["num_labels"] != len(model_kwargs["id2label"]):
+                    del model_kwargs["id2label"], model_kwargs["label2id"]
         try:
             model = auto_class.from_pretrained(pretrained_model_name_or_path, **model_kwargs)
         except RuntimeError as err:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.utils import logging
 
 from .config import FRSConfig
@@ -81,8 +81,8 @@ class FRSTrainingArguments(TrainingArguments):
     frs_update_noise: float = field(
         default=0.0,
         metadata=_help(
-            "Add Gaussian noise of std frs_update_noise * frs_update_clip to their gradients before each step "
-            "(needs frs_update_clip > 0)."
+            "Add Gaussian noise to their clipped gradient before each step, of norm about frs_update_noise * "
+            "frs_update_clip (needs frs_update_clip > 0)."
         ),
     )
     frs_eval_n: int = field(
@@ -153,8 +153,11 @@ class _UpdateNoise(TrainerCallback):
         torch.nn.utils.clip_grad_norm_([p for p in self.parameters if p.grad is not None], self.clip)
         if self.noise > 0:
             generator = torch.Generator().manual_seed(derive_seed(self.seed, _UPDATE_STREAM, state.global_step))
+            # Per-element std scaled so that the noise vector's norm is about noise * clip, whatever
+            # the number of parameters: the knob reads as a fraction of the largest update.
+            std = self.noise * self.clip / math.sqrt(sum(g.numel() for g in grads))
             for grad in grads:
-                noise = torch.randn(grad.shape, generator=generator) * (self.noise * self.clip)
+                noise = torch.randn(grad.shape, generator=generator) * std
                 grad.add_(noise.to(device=grad.device, dtype=grad.dtype))
 
 
@@ -184,6 +187,7 @@ class FRSTrainer(Trainer):
         if peft_config is not None:
             from peft import get_peft_model
 
+            set_seed(args.seed)  # the adapter's initialization, as Trainer seeds a model_init
             model = get_peft_model(model, peft_config)
         super().__init__(model, args, *trainer_args, **kwargs)
         self.frs_config = args.smoothing_config()
@@ -317,5 +321,10 @@ class FRSTrainer(Trainer):
         pipeline) load with the training's settings: the model (or the PEFT adapter), the tokenizer
         and ``frs_config.json``."""
         self.save_model(str(output_dir))
-        if self.args.should_save and self.processing_class is not None:
+        if not self.args.should_save:
+            return
+        if self.processing_class is not None:
             self.processing_class.save_pretrained(str(output_dir))
+        model = self.accelerator.unwrap_model(self.model)
+        if hasattr(model, "peft_config"):  # an adapter folder has no config.json: keep the labels
+            model.config.save_pretrained(str(output_dir))

@@ -240,7 +240,9 @@ def test_lora_trains_only_adapters_and_saves_an_adapter(tokenizer, data, tmp_pat
     from peft import LoraConfig
 
     base_dir = tmp_path / "base"
-    tiny_bert(tokenizer).save_pretrained(base_dir)
+    model = tiny_bert(tokenizer)
+    model.config.id2label, model.config.label2id = {0: "neg", 1: "pos"}, {"neg": 0, "pos": 1}
+    model.save_pretrained(base_dir)
     base = BertForSequenceClassification.from_pretrained(base_dir)
     frozen = weights(base)
     peft_config = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
@@ -270,6 +272,17 @@ def test_lora_trains_only_adapters_and_saves_an_adapter(tokenizer, data, tmp_pat
         got = loaded.model(**tokenizer(texts, return_tensors="pt", padding=True)).logits
     torch.testing.assert_close(got, expected)
     assert loaded.frs_config.weight_noise_sigma == 0.02
+    assert loaded.id2label == {0: "neg", 1: "pos"}
+    # The adapter's initialization is seeded: the same run gives the same adapter.
+    again = make_trainer(
+        tokenizer,
+        data,
+        arguments(tmp_path, **ALL_ON, frs_eval_n=0, learning_rate=1e-2),
+        model=BertForSequenceClassification.from_pretrained(base_dir),
+        peft_config=peft_config,
+    )
+    again.train()
+    assert_same(weights(again.model), weights(trainer.model))
 
 
 def test_bf16_mixed_precision_trains(tokenizer, data, tmp_path):
