@@ -131,6 +131,7 @@ def test_from_pretrained_reads_the_pushed_files_from_an_offline_hub_cache(pushed
     script = f"""
 import json
 import frs_hf
+from transformers import pipeline
 from frs_hf import SmoothedModelForSequenceClassification
 smoothed = SmoothedModelForSequenceClassification.from_pretrained({REPO_ID!r})
 results = smoothed.predict({TEXTS!r})
@@ -141,6 +142,7 @@ print(json.dumps({{
     "frs_config": smoothed.frs_config.to_dict(),
     "id2label": {{str(k): v for k, v in smoothed.id2label.items()}},
     "predict": [[r.label, r.counts] for r in results],
+    "pipeline": pipeline("frs-certified-classification", model={REPO_ID!r})({TEXTS!r}, n=50, n0=10),
 }}))
 """
     env = {
@@ -166,6 +168,12 @@ print(json.dumps({{
     expected = [[r.label, r.counts] for r in smoothed.predict(TEXTS)]
     assert len({tuple(counts) for _, counts in expected}) > 1  # split votes: a meaningful comparison
     assert loaded["predict"] == expected
+    # The pipeline loads the same repo by its id, with its frs_config.json, and no trust_remote_code.
+    from frs_hf.pipeline import text_index
+
+    in_process = smoothed.certify(TEXTS, indices=[text_index(t) for t in TEXTS], n=50, n0=10)
+    assert [o["radius"] for o in loaded["pipeline"]] == [r.radius for r in in_process]
+    assert [o["num_copies"] for o in loaded["pipeline"]] == [60] * len(TEXTS)
 
 
 def test_model_card_states_settings_results_and_assumptions(smoothed):
