@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, DataCollatorWithPadding
+from test_trainer import tiny_bert  # tests/ is on sys.path: it holds this script
+from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from frs_hf.data import load_packaged_dataset
 from frs_hf.trainer import FRSTrainer, FRSTrainingArguments
@@ -19,18 +19,7 @@ train = (
     .select(range(64))
     .map(lambda b: tokenizer(b["text"], truncation=True, max_length=64), batched=True, remove_columns=["text"])
 )
-torch.manual_seed(0)
-model = BertForSequenceClassification(
-    BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=2,
-    )
-)
+model = tiny_bert(tokenizer)  # the same tiny BERT as the in-process trainer tests
 args = FRSTrainingArguments(
     output_dir=str(out / "out"),
     use_cpu=True,
