@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -89,6 +90,7 @@ def train_model(kind: str, args: argparse.Namespace, tokenizer, data) -> tuple[P
     trainer.save_model(str(path))
     tokenizer.save_pretrained(str(path))
     (path / "info.json").write_text(json.dumps({"train_time_s": seconds}))
+    shutil.rmtree(common["output_dir"], ignore_errors=True)  # the Trainer's scratch folder
     return path, seconds
 
 
