@@ -30,7 +30,7 @@ from transformers.utils import logging
 from .config import FRSConfig
 from .randomize import collate, randomize, segment, unit_rates
 from .utils import derive_seed
-from .weight_noise import WeightNoise, module_parameter_names, top_parameter_names
+from .weight_noise import WeightNoise, select_parameters
 
 logger = logging.get_logger(__name__)
 
@@ -211,20 +211,11 @@ class FRSTrainer(Trainer):
 
     # What the training-time smoothing touches -------------------------------------------------------
     def _smoothed_parameters(self) -> list[nn.Parameter]:
-        """The parameters that the weight noise and the update clipping act on: the top layers (or the
-        named modules); with PEFT, only their trainable ones."""
-        if self._weight_noise.parameters:
-            return [p for p in self._weight_noise.parameters.values() if p.requires_grad]
-        from .weight_noise import _unwrap
-
-        unwrapped = _unwrap(self.model)
-        names = (
-            module_parameter_names(unwrapped, self.args.frs_weight_noise_modules)
-            if self.args.frs_weight_noise_modules
-            else top_parameter_names(unwrapped, self.args.frs_weight_noise_layers)
+        """The trainable parameters that the weight noise and the update clipping act on."""
+        selected = select_parameters(
+            self.model, num_layers=self.args.frs_weight_noise_layers, module_names=self.args.frs_weight_noise_modules
         )
-        named = dict(unwrapped.named_parameters())
-        return [named[n] for n in names if named[n].requires_grad]
+        return [p for p in selected.values() if p.requires_grad]
 
     def _next_key(self) -> int:
         step, count = self._micro_step

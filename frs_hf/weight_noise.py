@@ -86,6 +86,27 @@ def module_parameter_names(model: nn.Module, module_names: Sequence[str]) -> lis
     return [f"{m}.{n}" if m else n for m in module_names for n, _ in known[m].named_parameters()]
 
 
+def select_parameters(
+    model: nn.Module, *, num_layers: int = 1, module_names: Sequence[str] | None = None
+) -> dict[str, nn.Parameter]:
+    """The parameters that weight noise (and FRSTrainer's update clipping) act on: the named modules,
+    else the top ``num_layers`` blocks with what sits above them and the head.
+
+    For a PEFT model only the active adapter's weights (LoRA matrices, ``modules_to_save`` head)
+    count, whether they were loaded trainable or frozen for inference; base weights never do.
+    """
+    unwrapped = _unwrap(model)
+    names = (
+        module_parameter_names(unwrapped, module_names) if module_names else top_parameter_names(unwrapped, num_layers)
+    )
+    if unwrapped is not model:
+        active = getattr(model, "active_adapter", "default")
+        adapters = [active] if isinstance(active, str) else list(active)
+        names = [n for n in names if any(f".{a}." in n for a in adapters)]
+    named = dict(unwrapped.named_parameters())
+    return {n: named[n] for n in names}
+
+
 class WeightNoise:
     """Applies one of ``num_draws`` reproducible Gaussian draws to a fixed set of parameters.
 
@@ -107,20 +128,7 @@ class WeightNoise:
         self.parameters: dict[str, nn.Parameter] = {}
         if self.sigma == 0:  # nothing to perturb: don't require a known architecture
             return
-        unwrapped = _unwrap(model)
-        names = (
-            module_parameter_names(unwrapped, module_names)
-            if module_names
-            else top_parameter_names(unwrapped, num_layers)
-        )
-        named = dict(unwrapped.named_parameters())
-        if unwrapped is not model:
-            # PEFT: only the active adapter's weights (LoRA matrices, modules_to_save head) carry noise,
-            # whether they were loaded trainable or frozen for inference; base weights never do.
-            active = getattr(model, "active_adapter", "default")
-            adapters = [active] if isinstance(active, str) else list(active)
-            names = [n for n in names if any(f".{a}." in n for a in adapters)]
-        self.parameters = {n: named[n] for n in names}
+        self.parameters = select_parameters(model, num_layers=num_layers, module_names=module_names)
         if not self.parameters:
             raise ValueError(f"No parameters selected for weight noise in {type(model).__name__}.")
 
