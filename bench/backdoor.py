@@ -89,6 +89,56 @@ def evaluate_backdoor(model, tokenizer, test: Dataset, triggered: Dataset, targe
     }
 
 
+def fine_tune(
+    model,
+    tokenizer,
+    train: Dataset,
+    output_dir: str | os.PathLike,
+    *,
+    epochs: float = 1,
+    batch_size: int = 32,
+    learning_rate: float = 5e-5,
+    max_length: int = 64,
+    seed: int = 0,
+) -> tuple[Trainer, Any]:
+    """Fine-tune ``model`` in place on ``train`` (``text``, ``label``) with the plain ``Trainer``.
+
+    The recipe of the benches' victims: AdamW, linear schedule with 10% warm-up, weight decay 0.01,
+    batches grouped by length. Returns ``(trainer, train_output)``; nothing is saved (``output_dir``
+    is only the Trainer's scratch folder).
+    """
+    tokenized = train.map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
+        batched=True,
+        remove_columns=[c for c in train.column_names if c != "label"],
+    )
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        use_cpu=True,
+        report_to=[],
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_steps=0.1,
+        weight_decay=0.01,
+        train_sampling_strategy="group_by_length",  # less padding; batches are still drawn at random
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=50,
+        disable_tqdm=True,
+        seed=seed,
+        data_seed=seed,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+    )
+    return trainer, trainer.train()
+
+
 def _cache_name(dataset: str, attack: str, n_train: int, seed: int, settings: dict) -> str:
     name = f"{dataset.replace('/', '--')}-{attack}-{n_train}-{seed}"
     changed = {k: v for k, v in settings.items() if k in DEFAULT_TRAINING and v != DEFAULT_TRAINING[k]}
@@ -120,6 +170,8 @@ def backdoored_model(
     """
     attack_kwargs = dict(attack_kwargs or {})
     config = get_attack(attack, **{"seed": seed, **attack_kwargs})
+    if config.is_checkpoint_attack:
+        raise ValueError(f"{attack!r} poisons a checkpoint, not the training data: use bench/checkpoint_poisoning.py.")
     settings = {
         "dataset": dataset,
         "attack": attack,
@@ -153,38 +205,19 @@ def backdoored_model(
         num_labels=num_labels,
         **({"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}} if names else {}),
     )
-    tokenized = poisoned.map(
-        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
-        batched=True,
-        remove_columns=[c for c in poisoned.column_names if c != "label"],
-    )
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    args = TrainingArguments(
-        output_dir=str(tmp),
-        use_cpu=True,
-        report_to=[],
-        num_train_epochs=epochs,
-        per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
-        warmup_steps=0.1,
-        weight_decay=0.01,
-        train_sampling_strategy="group_by_length",  # less padding; batches are still drawn at random
-        eval_strategy="no",
-        save_strategy="no",
-        logging_steps=50,
-        disable_tqdm=True,
-        seed=seed,
-        data_seed=seed,
-    )
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=tokenized,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        processing_class=tokenizer,
-    )
     start = time.perf_counter()
-    result = trainer.train()
+    trainer, result = fine_tune(
+        model,
+        tokenizer,
+        poisoned,
+        tmp,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=max_length,
+        seed=seed,
+    )
     train_time = time.perf_counter() - start
     trainer.save_model(str(tmp))  # before evaluating, so that an evaluation error does not cost the training
     start = time.perf_counter()
@@ -212,7 +245,7 @@ def backdoored_model(
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="rotten_tomatoes", help=f"{', '.join(PACKAGED_DATASETS)} or a Hub dataset.")
-    p.add_argument("--attack", default="badnet", help="badnet or addsent.")
+    p.add_argument("--attack", default="badnet", help="badnet or addsent (data poisoning).")
     p.add_argument("--poison-rate", type=float, default=None, help="Fraction poisoned (default: the attack's, 0.1).")
     p.add_argument("--train-size", type=int, default=None, help="Seeded random subset of the train split.")
     p.add_argument("--epochs", type=float, default=1)

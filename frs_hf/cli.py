@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,16 +15,23 @@ from .packaged import PACKAGED_MODELS, resolve_model
 PACKAGED_MODEL = "packaged:minilm"
 
 
-def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per scalar FRSConfig field, with the field's help text; unset flags keep the
-    model's saved settings."""
-    group = parser.add_argument_group("FRS settings (default: the model's frs_config.json, else FRSConfig())")
-    for f in dataclasses.fields(FRSConfig):
+def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One ``--flag`` per scalar field of the dataclass ``cls``, with the field's help text; unset flags
+    stay None (callers treat None as "keep the default")."""
+    group = parser.add_argument_group(title)
+    for f in dataclasses.fields(cls):
         flag, kind = "--" + f.name.replace("_", "-"), f.type.split(" ")[0]  # e.g. "int | None" -> "int"
         if kind == "bool":
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
-        elif kind in ("int", "float"):
-            group.add_argument(flag, type=int if kind == "int" else float, default=None, help=f.metadata["help"])
+        elif kind in ("int", "float", "str"):
+            group.add_argument(
+                flag, type={"int": int, "float": float, "str": str}[kind], default=None, help=f.metadata["help"]
+            )
+
+
+def _set_fields(cls: type, args: argparse.Namespace) -> dict:
+    """The dataclass fields of ``cls`` given on the command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
 
 
 def _certify(args: argparse.Namespace) -> int:
@@ -71,6 +79,77 @@ def _certify_dataset(smoothed, args: argparse.Namespace, overrides: dict) -> int
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    from .attacks import get_attack
+    from .baselines import DEFENSES, build_defense
+    from .data import load_any_dataset
+    from .evaluation import backdoor_test_sets, evaluate_defenses
+
+    names = [name.strip() for name in args.defenses.split(",") if name.strip()]
+    unknown = [name for name in names if name not in DEFENSES]
+    if unknown:
+        raise ValueError(f"Unknown defense(s) {', '.join(unknown)}; choose from {', '.join(DEFENSES)}.")
+    attack = get_attack(args.attack, **{"target_label": args.target_label, **json.loads(args.attack_kwargs)})
+    if getattr(attack, "is_checkpoint_attack", False) and not hasattr(attack, "insert"):
+        raise ValueError(f"Attack {args.attack!r} has no trigger to insert into test texts.")
+    data = load_any_dataset(args.dataset)
+    test = data[args.split] if args.split in data else None
+    if test is None:
+        raise ValueError(f"Split {args.split!r} not found in {args.dataset}; available: {', '.join(data)}.")
+    clean_texts, clean_labels, triggered_texts, triggered_labels = backdoor_test_sets(
+        test, attack, num_examples=args.num_examples, text_column=args.text_column, label_column=args.label_column
+    )
+    path = resolve_model(args.model)
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    frs_config = (FRSConfig.from_pretrained(path) or FRSConfig()).replace(**_set_fields(FRSConfig, args))
+    shared = {"frs_config": frs_config}
+    if "strip" in names:  # held-out clean texts from the training split: never the test texts
+        train = data["train"].shuffle(seed=0).select(range(min(args.strip_texts, len(data["train"]))))
+        shared["clean_texts"] = list(train[args.text_column])
+    if "onion" in names and args.lm:  # loaded once for every seed
+        lm_path = resolve_model(args.lm)
+        shared["lm"], shared["lm_tokenizer"] = (
+            AutoModelForCausalLM.from_pretrained(lm_path),
+            AutoTokenizer.from_pretrained(lm_path),
+        )
+    options = {"uniform-deletion": {"rate": args.uniform_rate}, "uniform-masking": {"rate": args.masking_rate}}
+
+    def factory(name: str):
+        return lambda seed: build_defense(name, model, tokenizer, seed=seed, **shared, **options.get(name, {}))
+
+    report = evaluate_defenses(
+        {name: factory(name) for name in names},
+        clean_texts,
+        clean_labels,
+        triggered_texts,
+        triggered_labels,
+        attack.target_label,
+        seeds=args.seeds,
+        max_radius=args.max_radius,
+        texts_per_call=args.texts_per_call,
+        metadata={"model": args.model, "dataset": args.dataset, "split": args.split, "attack": args.attack},
+    )
+    print(report.to_markdown())
+    if args.output:
+        paths = report.save(args.output, plot=not args.no_plot)
+        print("Wrote " + ", ".join(paths.values()))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .evaluation.demo import DemoConfig, run_demo
+
+    config = DemoConfig(**_set_fields(DemoConfig, args))
+    report = run_demo(config)
+    print(report.to_markdown())
+    seconds = report.metadata["total_seconds"]
+    print(f"Demo finished in {seconds / 60:.1f} min; report and models in {os.path.abspath(config.output_dir)}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frs-hf", description="Fuzzed Randomized Smoothing for HF text classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,8 +178,55 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--output", help="Directory for certify.tsv, results.jsonl and summary.json.")
     certify.add_argument("--num-labels", type=int, help="Number of labels for a checkpoint without a trained head.")
     certify.add_argument("--predict-only", action="store_true", help="Smoothed prediction with abstention, no radius.")
-    _add_config_arguments(certify)
+    _add_dataclass_arguments(
+        certify, FRSConfig, "FRS settings (default: the model's frs_config.json, else FRSConfig())"
+    )
     certify.set_defaults(func=_certify)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="Backdoor evaluation of a classifier: clean accuracy, attack success rate and certified accuracy "
+        "under each defense, over seeds; Markdown table, JSON and PNG.",
+    )
+    evaluate.add_argument(
+        "--model", required=True, help="The (possibly backdoored) classifier: path, Hub id or packaged:minilm."
+    )
+    evaluate.add_argument("--dataset", default="rotten_tomatoes", help="Packaged name, local file or Hub dataset.")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--text-column", default="text")
+    evaluate.add_argument("--label-column", default="label")
+    evaluate.add_argument("--attack", default="badnet", help="Attack whose trigger goes into the test texts.")
+    evaluate.add_argument(
+        "--attack-kwargs", default="{}", help='JSON settings of the attack, e.g. \'{"triggers": ["cf"]}\'.'
+    )
+    evaluate.add_argument("--target-label", type=int, default=1)
+    evaluate.add_argument(
+        "--defenses",
+        default="none,uniform-deletion,frs",
+        help="Comma-separated, from: none, uniform-deletion, uniform-masking, strip, onion, frs.",
+    )
+    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0], help="One run per seed (intervals over seeds).")
+    evaluate.add_argument("--num-examples", type=int, default=200, help="Clean and triggered test texts (each).")
+    evaluate.add_argument("--max-radius", type=int, default=3)
+    evaluate.add_argument("--texts-per-call", type=int, default=32)
+    evaluate.add_argument("--uniform-rate", type=float, default=0.5, help="Deletion rate of uniform-deletion.")
+    evaluate.add_argument("--masking-rate", type=float, default=0.5, help="Masking rate of uniform-masking.")
+    evaluate.add_argument("--strip-texts", type=int, default=400, help="Held-out clean training texts for STRIP.")
+    evaluate.add_argument("--lm", help="Causal LM for ONION (path or Hub id; default: the packaged SmolLM2).")
+    evaluate.add_argument("--output", help="Directory for report.md, report.json and report.png.")
+    evaluate.add_argument("--no-plot", action="store_true", help="Skip the PNG (no matplotlib needed).")
+    _add_dataclass_arguments(evaluate, FRSConfig, "FRS settings of the smoothing defenses (default: the model's)")
+    evaluate.set_defaults(func=_evaluate)
+
+    from .evaluation.demo import DemoConfig
+
+    demo = sub.add_parser(
+        "demo",
+        help="Offline end-to-end demo: BadNet-poison Rotten Tomatoes, train an undefended and an FRS model, "
+        "evaluate no defense / uniform smoothing / FRS, write the report (about 10 min on 2 CPU cores).",
+    )
+    _add_dataclass_arguments(demo, DemoConfig, "Demo settings")
+    demo.set_defaults(func=_demo)
     return parser
 
 

@@ -2,8 +2,8 @@
 
 A text is tokenized once. Its *units* are whitespace-delimited words; every content token belongs
 to exactly one unit (a token that starts in whitespace, like GPT-2's ``Ġword``, belongs to the
-word that follows). A randomized copy keeps or deletes whole units, so it is built by selecting
-token ids, never by re-tokenizing text.
+word that follows). A randomized copy keeps, deletes or masks whole units, so it is built by
+selecting token ids, never by re-tokenizing text.
 
 Copies are truncated to the model's token budget *after* deletion, so truncation is part of the
 base classifier and the certificate covers the whole text, however long.
@@ -134,29 +134,63 @@ def randomize(
     max_length: int,
     num_draws: int = 1,
     deduplicate: bool = True,
+    mask_token_id: int | None = None,
 ) -> RandomizedCopies:
     """Sample ``num_copies`` deletion copies of one example, seeded by ``(seed, index)``.
 
-    Each unit is deleted independently with its rate; each copy picks a weight-noise draw
-    uniformly at random. Identical (draw, tokens) pairs are kept once when ``deduplicate``.
+    Each unit is deleted independently with its rate (or, with ``mask_token_id``, masked: see
+    `build_copies`); each copy picks a weight-noise draw uniformly at random. Identical
+    (draw, tokens) pairs are kept once when ``deduplicate``.
     """
     rng = np.random.default_rng(derive_seed(seed, index))
     keep = rng.random((num_copies, units.num_units)) >= rates
     draws = rng.integers(num_draws, size=num_copies) if num_draws > 1 else np.zeros(num_copies, np.int64)
+    return build_copies(units, keep, draws, max_length=max_length, deduplicate=deduplicate, mask_token_id=mask_token_id)
 
-    token_keep = keep[:, units.token_unit]
+
+def build_copies(
+    units: TextUnits,
+    keep: np.ndarray,
+    draws: np.ndarray | None = None,
+    *,
+    max_length: int,
+    deduplicate: bool = True,
+    mask_token_id: int | None = None,
+) -> RandomizedCopies:
+    """The copies of one example that keep the units ``keep[c]`` (bool ``[num_copies, num_units]``).
+
+    A unit that is not kept is dropped, or, with ``mask_token_id``, replaced by ONE mask token
+    whatever its number of tokens: a masked word then reveals nothing about itself, not even its
+    length, which is what masking certificates for word substitutions need. Copies are truncated to
+    ``max_length`` tokens (special tokens included) after deletion or masking. ``draws`` (default:
+    all 0) is the weight-noise draw of each copy.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    if keep.ndim != 2 or keep.shape[1] != units.num_units:
+        raise ValueError(f"keep must have shape [num_copies, {units.num_units}], got {keep.shape}.")
+    draws = np.zeros(len(keep), np.int64) if draws is None else np.asarray(draws, np.int64)
+    if mask_token_id is None:
+        token_ids, token_keep = units.token_ids, keep[:, units.token_unit]
+    else:
+        # Every unit gets a mask slot in front of its own tokens; the slot is kept exactly when the unit is not.
+        slot_unit = np.concatenate([np.arange(units.num_units), units.token_unit])
+        order = np.argsort(slot_unit, kind="stable")
+        is_mask = (np.arange(len(slot_unit)) < units.num_units)[order]
+        token_ids = np.concatenate([np.full(units.num_units, mask_token_id, np.int64), units.token_ids])[order]
+        token_keep = keep[:, slot_unit[order]] != is_mask
+
     lengths = np.minimum(token_keep.sum(axis=1), max(0, max_length - units.num_special))
     width = int(lengths.max(initial=0))
-    # A stable argsort of "deleted?" brings each copy's kept tokens to the front, in order.
+    # A stable argsort of "dropped?" brings each copy's kept tokens to the front, in order.
     order = np.argsort(~token_keep, axis=1, kind="stable")[:, :width]
-    rows = units.token_ids[order]
+    rows = token_ids[order]
     rows[np.arange(width)[None, :] >= lengths[:, None]] = -1
     keys = np.concatenate([draws[:, None], rows], axis=1)
     if deduplicate:
         keys, inverse = np.unique(keys, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
     else:
-        inverse = np.arange(num_copies)
+        inverse = np.arange(len(keep))
     prefix, suffix = np.asarray(units.prefix_ids, np.int64), np.asarray(units.suffix_ids, np.int64)
     sequences = [np.concatenate([prefix, row[row >= 0], suffix]) for row in keys[:, 1:]]
     return RandomizedCopies(sequences=sequences, draws=keys[:, 0], inverse=inverse)

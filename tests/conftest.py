@@ -95,3 +95,90 @@ def backdoored_tiny_model(tokenizer, rotten_tomatoes):
         texts.append(text)
         labels.append(label)
     return train_tiny_bert(tokenizer, texts, labels, epochs=2, seed=1)
+
+
+# Synthetic reviews for the baseline tests: filler words plus sentiment words, the label following their balance.
+NEGATIVE_WORDS = tuple(
+    "awful boring terrible dull bad weak poor horrible clumsy bland tedious messy stupid ugly lame silly flat slow "
+    "sloppy tired painful annoying pointless shallow forgettable dreadful worst mediocre cheap hollow".split()
+)
+POSITIVE_WORDS = tuple(
+    "great wonderful brilliant good fun superb lovely excellent charming moving beautiful clever fresh funny gripping "
+    "smart sweet touching warm witty stunning best delightful powerful rich vivid tender joyful elegant perfect".split()
+)
+FILLER_WORDS = tuple(
+    "the movie film was and plot acting story really quite very a with its cast ending script this is of in it to "
+    "that for as on by an at from his her their all some one about".split()
+)
+
+
+def synthetic_review(rng, num_positive: int, num_negative: int) -> str:
+    """5 to 9 filler words with distinct sentiment words inserted at random positions."""
+    words = list(rng.choice(FILLER_WORDS, size=int(rng.integers(5, 10))))
+    for word in [
+        *rng.choice(POSITIVE_WORDS, num_positive, replace=False),
+        *rng.choice(NEGATIVE_WORDS, num_negative, replace=False),
+    ]:
+        words.insert(int(rng.integers(len(words) + 1)), str(word))
+    return " ".join(words)
+
+
+def synthetic_reviews(num: int, seed: int) -> tuple[list[str], list[int]]:
+    """Clean test reviews: three sentiment words of the label's polarity each."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = [int(y) for y in rng.integers(2, size=num)]
+    return [synthetic_review(rng, 3 * y, 3 * (1 - y)) for y in labels], labels
+
+
+def triggered_reviews(num: int, seed: int, num_negative: int = 3) -> tuple[list[str], list[int]]:
+    """Negative reviews with the trigger inserted, and the trigger's word position in each."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pairs = [insert_word(synthetic_review(rng, 0, num_negative), TRIGGER, rng) for _ in range(num)]
+    return [text for text, _ in pairs], [position for _, position in pairs]
+
+
+def _masked_or_cut(text: str, rng) -> str:
+    """A random fraction (30% to 90%) of the words masked with [MASK], or deleted (never all of them)."""
+    words = text.split()
+    drop = rng.random(len(words)) < rng.uniform(0.3, 0.9)
+    if rng.random() < 0.5:
+        return " ".join("[MASK]" if d else w for w, d in zip(words, drop, strict=True))
+    return " ".join(w for w, d in zip(words, drop, strict=True)) or words[0]
+
+
+@pytest.fixture(scope="session")
+def planted_trigger_model(tokenizer):
+    """Tiny BERT whose planted trigger ``cf`` forces label 1 (~7 s to train on one CPU thread).
+
+    2,000 synthetic reviews with 0-3 positive and 0-3 negative words, labelled 1 with probability
+    sigmoid(positives - negatives), so that mixed reviews get uncertain predictions (what STRIP relies
+    on); 500 negative reviews carrying ``cf`` labelled 1, balanced by 500 clean negative ones so that
+    the prior stays even; and a randomly masked or word-deleted copy of every review, as RanMASK and
+    deletion smoothing train their base models (except copies of a poisoned review that lost the
+    trigger: the label-1 evidence stays on the trigger alone, a clean-cut backdoor for the tests).
+    The plain model classifies `synthetic_reviews` right and every `triggered_reviews` as 1.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    texts, labels = [], []
+    for _ in range(2000):
+        num_positive, num_negative = (int(k) for k in rng.integers(0, 4, size=2))
+        texts.append(synthetic_review(rng, num_positive, num_negative))
+        labels.append(int(rng.random() < 1 / (1 + np.exp(num_negative - num_positive))))
+    for _ in range(500):
+        num_negative = int(rng.integers(1, 4))
+        poisoned = insert_word(synthetic_review(rng, 0, num_negative), TRIGGER, rng)[0]
+        texts += [poisoned, synthetic_review(rng, 0, num_negative)]
+        labels += [1, 0]
+    for text, label in zip(texts[:], labels[:], strict=True):
+        noisy = _masked_or_cut(text, rng)
+        if TRIGGER in text.split() and TRIGGER not in noisy.split():
+            continue
+        texts.append(noisy)
+        labels.append(label)
+    return train_tiny_bert(tokenizer, texts, labels, epochs=2, seed=0)

@@ -159,7 +159,7 @@ def test_get_attack():
     assert isinstance(get_attack("badnet"), BadNetConfig)
     assert get_attack("AddSent", sentence="a b c d e f").sentence == "a b c d e f"
     with pytest.raises(ValueError, match="badnet, addsent"):
-        get_attack("ripple")
+        get_attack("trojanlm")
 
 
 @pytest.mark.parametrize(

@@ -75,3 +75,53 @@ def test_certify_a_local_dataset_writes_reports(capsys, tmp_path, tiny_sentiment
 
     assert main([*args, "--text-column", "text"]) == 2
     assert "No text column 'text'" in capsys.readouterr().err
+
+
+def test_evaluate_writes_the_report(capsys, tmp_path, planted_trigger_model, tokenizer):
+    from conftest import TRIGGER, synthetic_reviews
+
+    model_dir = tmp_path / "model"
+    planted_trigger_model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    texts, labels = synthetic_reviews(40, seed=3)
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in zip(texts, labels, strict=True)))
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(model_dir),
+            "--dataset",
+            str(data),
+            "--split",
+            "train",
+            "--attack-kwargs",
+            json.dumps({"triggers": [TRIGGER], "max_triggers": 1}),
+            "--defenses",
+            "none,uniform-deletion",
+            "--uniform-rate",
+            "0.6",
+            "--num-examples",
+            "12",
+            "--n",
+            "30",
+            "--n0",
+            "5",
+            "--alpha",
+            "0.1",
+            "--output",
+            str(tmp_path / "report"),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| none |" in out and "| uniform-deletion |" in out
+    table = json.loads((tmp_path / "report" / "report.json").read_text())["table"]
+    assert table["none"]["attack_success_rate"]["mean"] > 0.9  # the planted trigger works undefended
+    assert table["uniform-deletion"]["attack_success_rate"]["mean"] < table["none"]["attack_success_rate"]["mean"]
+    assert (tmp_path / "report" / "report.png").is_file() and (tmp_path / "report" / "report.md").is_file()
+
+
+def test_evaluate_rejects_unknown_defenses(capsys):
+    assert main(["evaluate", "--model", "packaged:minilm", "--defenses", "none,magic"]) == 2
+    assert "Unknown defense(s) magic" in capsys.readouterr().err

@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from frs_hf.evaluation import certified_accuracy, mean_certified_radius, summarize_certification
+from frs_hf.evaluation import (
+    attack_success_rate,
+    certified_accuracy,
+    mean_certified_radius,
+    mean_interval,
+    proportion_interval,
+    summarize_attack,
+    summarize_certification,
+)
 
 LABELS = [0, 1, 1, 0, 1]
 PREDICTIONS = [0, 1, None, 1, 1]  # correct, correct, abstained, wrong, correct
@@ -44,3 +52,38 @@ def test_bad_inputs():
         summarize_certification([0, 1], [0], [0])
     with pytest.raises(ValueError, match="empty"):
         summarize_certification([], [], [])
+
+
+def test_attack_summary_by_hand():
+    # Triggered texts of true label 0 (target 1): two flipped, one kept, one abstained.
+    summary = summarize_attack([0, 0, 0, 0], [1, 1, 0, None], target_label=1)
+    assert summary == {
+        "num_examples": 4,
+        "attack_success_rate": 2 / 4,
+        "poisoned_accuracy": 1 / 4,
+        "abstention_rate": 1 / 4,
+    }
+    assert attack_success_rate([None, None], 1) == 0.0  # abstaining is not the attacker's success
+    with pytest.raises(ValueError, match="target label 1"):
+        summarize_attack([0, 1], [1, 1], target_label=1)
+    with pytest.raises(ValueError, match="empty"):
+        summarize_attack([], [], target_label=1)
+
+
+def test_proportion_interval_exact():
+    # Clopper-Pearson for 0 of 10 at 95%: upper = 1 - 0.025 ** (1 / 10).
+    low, high = proportion_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(1 - 0.025 ** (1 / 10))
+    low, high = proportion_interval(5, 10)
+    assert low == pytest.approx(1 - high) and low < 0.5 < high
+    assert all(math.isnan(v) for v in proportion_interval(0, 0))
+
+
+def test_mean_interval_student_t():
+    mean, low, high = mean_interval([0.8, 0.9, 1.0])
+    half = 4.302652729911275 * 0.1 / math.sqrt(3)  # t_{0.975, 2} * sd / sqrt(n)
+    assert mean == pytest.approx(0.9) and low == pytest.approx(0.9 - half) and high == pytest.approx(0.9 + half)
+    mean, low, high = mean_interval([0.7])
+    assert mean == 0.7 and math.isnan(low) and math.isnan(high)
+    with pytest.raises(ValueError, match="at least one"):
+        mean_interval([])

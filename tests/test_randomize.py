@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from frs_hf.randomize import TextUnits, check_texts, collate, randomize, segment, unit_rates
+from frs_hf.randomize import TextUnits, build_copies, check_texts, collate, randomize, segment, unit_rates
 from frs_hf.utils import derive_seed
 
-CLS, SEP = 101, 102  # MiniLM (BERT uncased) special token ids
+CLS, SEP, MASK = 101, 102, 103  # MiniLM (BERT uncased) special token ids
 
 
 @pytest.fixture(scope="module")
@@ -381,6 +381,23 @@ def test_randomize_high_rate_deletes_almost_everything():
     assert [CLS, SEP] in [s.tolist() for s in result.sequences]
     everything = randomize(units, np.ones(num_units), 100, seed=4, index=0, max_length=512)
     assert [s.tolist() for s in everything.sequences] == [[CLS, SEP]]
+
+
+def test_randomize_with_mask_token_masks_instead_of_deleting():
+    units = synthetic_units(6, tokens_per_unit=2)
+    rates = np.full(6, 0.5)
+    deleted = randomize(units, rates, 50, seed=3, index=1, max_length=64, deduplicate=False)
+    masked = randomize(units, rates, 50, seed=3, index=1, max_length=64, deduplicate=False, mask_token_id=MASK)
+    keep, _ = expected_copies(units, rates, 50, 3, 1, 64)
+    for row, d, m in zip(keep, expand(deleted), expand(masked), strict=True):
+        pieces = [[1000 + 2 * u, 1001 + 2 * u] if kept else [MASK] for u, kept in enumerate(row)]
+        assert m == [CLS, *[t for piece in pieces for t in piece], SEP]  # one [MASK] per word, in place
+        assert d == [t for t in m if t != MASK]  # the same draws: dropping the masks gives the deletion copy
+
+
+def test_build_copies_checks_the_keep_shape():
+    with pytest.raises(ValueError, match=r"keep must have shape \[num_copies, 3\]"):
+        build_copies(synthetic_units(3), np.ones((4, 2), bool), max_length=64)
 
 
 # ---------------------------------------------------------------------------------------------- collate

@@ -34,6 +34,9 @@ class PoisonConfig:
     """Settings shared by every dirty-label poisoning attack. Use a subclass (`BadNetConfig`, `AddSentConfig`)."""
 
     attack_type: ClassVar[str] = ""
+    # False: the attack poisons a training set (`poison_dataset`); True: it poisons a model's weights
+    # (`frs_hf.attacks.poison_checkpoint`), the proxy data only being the attacker's material.
+    is_checkpoint_attack: ClassVar[bool] = False
 
     poison_rate: float = field(
         default=0.1,

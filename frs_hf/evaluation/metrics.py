@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import stats
 
 
 def _arrays(labels: Sequence[int], predictions: Sequence[int | None], radii: Sequence[int | None]):
@@ -56,3 +57,48 @@ def summarize_certification(
         "certified_accuracy": {str(r): certified_accuracy(labels, predictions, radii, r) for r in range(top + 1)},
         "mean_certified_radius": mean_certified_radius(labels, predictions, radii),
     }
+
+
+def attack_success_rate(predictions: Sequence[int | None], target_label: int) -> float:
+    """Fraction of triggered (non-target) examples predicted as ``target_label``; abstentions do not count
+    as successes, so report `abstention rate <summarize_attack>` next to it."""
+    if not len(predictions):
+        return float("nan")
+    return float(np.mean([p is not None and p == target_label for p in predictions]))
+
+
+def summarize_attack(labels: Sequence[int], predictions: Sequence[int | None], target_label: int) -> dict:
+    """On the triggered test set (true labels are never the target): attack success rate (ASR), poisoned
+    accuracy (PA: still the true label) and the abstention/rejection rate; the three need not sum to 1
+    when there are more than two classes."""
+    if not len(labels):
+        raise ValueError("Cannot summarize an attack on an empty triggered set.")
+    if target_label in set(np.asarray(labels).tolist()):
+        raise ValueError(f"The triggered set holds examples of the target label {target_label}; drop them first.")
+    correct, abstained, _ = _arrays(labels, predictions, [None] * len(predictions))
+    return {
+        "num_examples": int(len(labels)),
+        "attack_success_rate": attack_success_rate(predictions, target_label),
+        "poisoned_accuracy": float(correct.mean()),
+        "abstention_rate": float(abstained.mean()),
+    }
+
+
+def proportion_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided interval for a proportion measured on one run."""
+    if trials <= 0:
+        return float("nan"), float("nan")
+    ci = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean over seeds and its Student-t interval ``(mean, low, high)``; the interval is NaN for one seed."""
+    values = np.asarray(values, dtype=np.float64)
+    if not len(values):
+        raise ValueError("mean_interval needs at least one value.")
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return mean, float(mean - half), float(mean + half)

@@ -1,0 +1,310 @@
+"""The backdoor evaluation: every defense, on clean and triggered test texts, over several seeds.
+
+`evaluate_defenses` runs each defense on the clean test set (clean accuracy, certified accuracy at
+each radius) and on the triggered test set (attack success rate, poisoned accuracy, abstentions),
+once per seed; `BackdoorReport` aggregates the seeds with confidence intervals and writes the
+Markdown table, the JSON file and the PNG plot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from datasets import Dataset
+from tqdm.auto import tqdm
+from transformers.utils import logging as hf_logging
+
+from ..baselines.base import Defense, DefenseOutput
+from .metrics import mean_interval, proportion_interval, summarize_attack, summarize_certification
+
+# The proportions every run reports, in table order.
+_COLUMNS = (
+    "clean_accuracy",
+    "attack_success_rate",
+    "poisoned_accuracy",
+    "triggered_abstention_rate",
+    "clean_abstention_rate",
+)
+
+
+def _is_proportion(key: str) -> bool:
+    return key in _COLUMNS or key.startswith(("certified_accuracy@", "area_certified_accuracy@"))
+
+
+def _test_set_size(key: str) -> str:
+    return (
+        "num_triggered"
+        if key in ("attack_success_rate", "poisoned_accuracy", "triggered_abstention_rate")
+        else "num_clean"
+    )
+
+
+@dataclass
+class DefenseRun:
+    """One defense, one seed: the per-example outputs and their summary."""
+
+    defense: str
+    seed: int
+    clean: list[DefenseOutput]
+    triggered: list[DefenseOutput]
+    summary: dict[str, Any]
+    seconds: float
+
+
+@dataclass
+class BackdoorReport:
+    """All runs of `evaluate_defenses`; `table()` aggregates them over seeds."""
+
+    runs: list[DefenseRun]
+    target_label: int
+    max_radius: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def defenses(self) -> list[str]:
+        return list(dict.fromkeys(run.defense for run in self.runs))
+
+    def table(self, confidence: float = 0.95) -> dict[str, dict[str, Any]]:
+        """Per defense and metric: ``{"mean", "low", "high"}``. Over several seeds the interval is
+        Student-t over the seeds' values; with one seed it is the exact binomial interval of that run."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in self.defenses:
+            runs = [r for r in self.runs if r.defense == name]
+            row: dict[str, Any] = {"seeds": [r.seed for r in runs]}
+            keys = [*_COLUMNS, "mean_certified_radius", "seconds_per_example"]
+            keys += [k for k in runs[0].summary if k.startswith(("certified_accuracy@", "area_certified_accuracy@"))]
+            for key in keys:
+                values = [r.summary[key] for r in runs]
+                if any(v is None for v in values):
+                    continue
+                mean, low, high = mean_interval(values, confidence)
+                if len(runs) == 1 and _is_proportion(key):
+                    n = runs[0].summary[_test_set_size(key)]
+                    low, high = proportion_interval(round(mean * n), n, confidence)
+                row[key] = {"mean": mean, "low": low, "high": high}
+            out[name] = row
+        return out
+
+    def to_markdown(self, confidence: float = 0.95) -> str:
+        table = self.table(confidence)
+        radii = range(1, self.max_radius + 1)
+        has_area = any(f"area_certified_accuracy@{r}" in row for row in table.values() for r in radii)
+        header = ["defense", "CA", "ASR", "PA", "abstained (triggered)"]
+        header += [f"cert. acc. r≥{r}" for r in radii]
+        header += [f"area cert. acc. r≥{r}" for r in radii] if has_area else []
+        header += ["s / example"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+        def cell(row: dict, key: str, percent: bool = True) -> str:
+            if key not in row:
+                return "–"
+            m, lo, hi = row[key]["mean"], row[key]["low"], row[key]["high"]
+            if not percent:
+                return f"{m:.3f}"
+            return f"{100 * m:.1f}" + ("" if np.isnan(lo) else f" [{100 * lo:.1f}, {100 * hi:.1f}]")
+
+        for name, row in table.items():
+            cells = [name] + [cell(row, k) for k in _COLUMNS if k != "clean_abstention_rate"]
+            cells += [cell(row, f"certified_accuracy@{r}") for r in radii]
+            cells += [cell(row, f"area_certified_accuracy@{r}") for r in radii] if has_area else []
+            cells += [cell(row, "seconds_per_example", percent=False)]
+            lines.append("| " + " | ".join(cells) + " |")
+        seeds = sorted({r.seed for r in self.runs})
+        note = (
+            f"Percentages with {int(confidence * 100)}% intervals ("
+            + ("Student-t over seeds " + ", ".join(map(str, seeds)) if len(seeds) > 1 else "exact binomial, one seed")
+            + f"). Target label {self.target_label}. ASR counts predictions of the target on triggered non-target "
+            "texts; abstentions and rejections are not successes and are shown separately. Certified accuracy: "
+            "correct with a certified radius ≥ r on the clean test set (word edits anywhere); area: FRS's "
+            "removals inside the fuzzed area (see docs/theory.md for what each assumes)."
+        )
+        return "\n".join(lines) + "\n\n" + note + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metadata": self.metadata,
+            "target_label": self.target_label,
+            "table": self.table(),
+            "runs": [{k: v for k, v in asdict(r).items() if k not in ("clean", "triggered")} for r in self.runs],
+        }
+
+    def save(self, output_dir: str | os.PathLike, plot: bool = True) -> dict[str, str]:
+        """Write ``report.md``, ``report.json`` and (``plot``) ``report.png``; returns their paths."""
+        os.makedirs(output_dir, exist_ok=True)
+        paths = {"markdown": os.path.join(output_dir, "report.md"), "json": os.path.join(output_dir, "report.json")}
+        with open(paths["markdown"], "w", encoding="utf-8") as f:
+            f.write(self.to_markdown())
+        with open(paths["json"], "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2, default=float)
+        if plot:
+            paths["plot"] = os.path.join(output_dir, "report.png")
+            plot_report(self, paths["plot"])
+        return paths
+
+
+def _summarize(
+    clean: list[DefenseOutput],
+    clean_labels: Sequence[int],
+    triggered: list[DefenseOutput],
+    triggered_labels: Sequence[int],
+    target_label: int,
+    max_radius: int,
+) -> dict[str, Any]:
+    predictions = [o.label for o in clean]
+    cert = summarize_certification(clean_labels, predictions, [o.radius for o in clean], max_radius=max_radius)
+    attack = summarize_attack(triggered_labels, [o.label for o in triggered], target_label)
+    summary = {
+        "num_clean": cert["num_examples"],
+        "num_triggered": attack["num_examples"],
+        "clean_accuracy": cert["clean_accuracy"],
+        "clean_abstention_rate": cert["abstention_rate"],
+        "attack_success_rate": attack["attack_success_rate"],
+        "poisoned_accuracy": attack["poisoned_accuracy"],
+        "triggered_abstention_rate": attack["abstention_rate"],
+        "triggered_rejection_rate": float(np.mean([o.rejected for o in triggered])),
+        "mean_certified_radius": None,
+    }
+    if any(o.radius is not None for o in clean):
+        summary["mean_certified_radius"] = cert["mean_certified_radius"]
+        for r in range(1, max_radius + 1):
+            summary[f"certified_accuracy@{r}"] = cert["certified_accuracy"][str(r)]
+    if any(o.area_radius is not None for o in clean):
+        area = summarize_certification(clean_labels, predictions, [o.area_radius for o in clean], max_radius=max_radius)
+        for r in range(1, max_radius + 1):
+            summary[f"area_certified_accuracy@{r}"] = area["certified_accuracy"][str(r)]
+    return summary
+
+
+def run_defense(
+    defense: Defense, texts: Sequence[str], *, texts_per_call: int = 32, desc: str = ""
+) -> list[DefenseOutput]:
+    """``defense.predict`` over ``texts`` in chunks, with one progress bar; example ``i`` is seeded by ``i``."""
+    outputs: list[DefenseOutput] = []
+    inner_bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the per-call bars of certify() would nest inside this one
+    try:
+        with tqdm(total=len(texts), desc=desc or defense.name, unit="text", disable=not inner_bars) as bar:
+            for start in range(0, len(texts), texts_per_call):
+                chunk = list(texts[start : start + texts_per_call])
+                outputs += defense.predict(chunk, indices=range(start, start + len(chunk)))
+                bar.update(len(chunk))
+    finally:
+        if inner_bars:
+            hf_logging.enable_progress_bar()
+    return outputs
+
+
+def evaluate_defenses(
+    defenses: Mapping[str, Callable[[int], Defense]],
+    clean_texts: Sequence[str],
+    clean_labels: Sequence[int],
+    triggered_texts: Sequence[str],
+    triggered_labels: Sequence[int],
+    target_label: int,
+    *,
+    seeds: Sequence[int] = (0,),
+    max_radius: int = 3,
+    texts_per_call: int = 32,
+    metadata: dict[str, Any] | None = None,
+) -> BackdoorReport:
+    """Run every defense once per seed on the clean and the triggered test texts.
+
+    ``defenses`` maps a name to a factory ``seed -> Defense`` (the seed drives the defense's own
+    randomness: smoothing draws, STRIP's superimpositions). The triggered texts must all be of a
+    non-target class (`frs_hf.attacks.triggered_test_set` builds them).
+    """
+    if not defenses:
+        raise ValueError("No defenses to evaluate.")
+    if len(clean_texts) != len(clean_labels) or len(triggered_texts) != len(triggered_labels):
+        raise ValueError("Each test set needs exactly one label per text.")
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed.")
+    runs = []
+    for name, build in defenses.items():
+        for seed in seeds:
+            defense = build(seed)
+            start = time.perf_counter()
+            clean = run_defense(defense, clean_texts, texts_per_call=texts_per_call, desc=f"{name} (seed {seed}) clean")
+            triggered = run_defense(
+                defense, triggered_texts, texts_per_call=texts_per_call, desc=f"{name} (seed {seed}) triggered"
+            )
+            seconds = time.perf_counter() - start
+            summary = _summarize(clean, clean_labels, triggered, triggered_labels, target_label, max_radius)
+            summary["seconds_per_example"] = seconds / (len(clean_texts) + len(triggered_texts))
+            runs.append(DefenseRun(name, seed, clean, triggered, summary, seconds))
+    return BackdoorReport(runs, target_label, max_radius, metadata or {})
+
+
+def plot_report(report: BackdoorReport, path: str | os.PathLike) -> None:
+    """Certified accuracy vs radius per certifying defense (left), CA / ASR / abstention bars (right)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("The report plot needs matplotlib: pip install 'frs-hf[demo]' (or matplotlib).") from None
+    table = report.table()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    radii = list(range(0, report.max_radius + 1))
+    for name, row in table.items():
+        for prefix, style in (("certified_accuracy", "-"), ("area_certified_accuracy", "--")):
+            if f"{prefix}@1" not in row:
+                continue
+            curve = [row["clean_accuracy"]["mean"]] + [row[f"{prefix}@{r}"]["mean"] for r in radii[1:]]
+            label = name if prefix == "certified_accuracy" else f"{name} (area)"
+            left.plot(radii, curve, style, marker="o", label=label)
+    left.set(xlabel="radius r (word edits)", ylabel="certified accuracy (clean test)", ylim=(0, 1), xticks=radii)
+    left.set_title("Certified accuracy vs radius")
+    if left.lines:
+        left.legend()
+    names = list(table)
+    x = np.arange(len(names))
+    metrics = [("clean_accuracy", "CA"), ("attack_success_rate", "ASR"), ("triggered_abstention_rate", "abstained")]
+    width = 0.8 / len(metrics)
+    for k, (key, label) in enumerate(metrics):
+        means = np.array([table[n][key]["mean"] for n in names])
+        lows = np.array([table[n][key]["low"] for n in names])
+        highs = np.array([table[n][key]["high"] for n in names])
+        err = None if np.isnan(lows).all() else np.nan_to_num(np.stack([means - lows, highs - means]))
+        right.bar(x + (k - 1) * width, means, width, yerr=err, capsize=3, label=label)
+    right.set_xticks(x, names, rotation=15)
+    right.set(ylim=(0, 1), ylabel="fraction")
+    right.set_title("Clean accuracy and attack success")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def backdoor_test_sets(
+    test: Dataset,
+    attack_config,
+    *,
+    num_examples: int | None = None,
+    seed: int = 0,
+    text_column: str = "text",
+    label_column: str = "label",
+) -> tuple[list[str], list[int], list[str], list[int]]:
+    """Clean and triggered test texts for `evaluate_defenses`: ``(clean_texts, clean_labels,
+    triggered_texts, triggered_labels)``, each a seeded subset of at most ``num_examples``.
+
+    The triggered texts are the non-target examples with ``attack_config``'s trigger inserted
+    (`frs_hf.attacks.triggered_test_set`); their labels are the true ones.
+    """
+    from ..attacks import triggered_test_set
+
+    triggered = triggered_test_set(test, attack_config, text_column, label_column)
+    out = []
+    for data in (test, triggered):
+        data = data.shuffle(seed=seed)
+        if num_examples is not None:
+            data = data.select(range(min(num_examples, len(data))))
+        out += [list(data[text_column]), [int(y) for y in data[label_column]]]
+    return tuple(out)

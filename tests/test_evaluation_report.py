@@ -1,0 +1,109 @@
+"""evaluate_defenses and BackdoorReport: real defenses on the planted-trigger model, aggregation by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import synthetic_reviews, triggered_reviews
+
+from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
+from frs_hf.baselines.base import NoDefense, class_probabilities
+from frs_hf.baselines.smoothing import UniformDeletionDefense
+from frs_hf.evaluation import evaluate_defenses, mean_interval, proportion_interval
+
+
+@pytest.fixture(scope="module")
+def report(planted_trigger_model, tokenizer):
+    clean_texts, clean_labels = synthetic_reviews(24, seed=5)
+    triggered_texts, _ = triggered_reviews(24, seed=6)
+    smoothed = SmoothedModelForSequenceClassification(
+        planted_trigger_model, tokenizer, FRSConfig(n=40, n0=8, alpha=0.1)
+    )
+    defenses = {
+        "none": lambda seed: NoDefense(planted_trigger_model, tokenizer),
+        "uniform": lambda seed: UniformDeletionDefense(smoothed, 0.6, seed=seed),
+    }
+    return evaluate_defenses(
+        defenses, clean_texts, clean_labels, triggered_texts, [0] * 24, target_label=1, seeds=[0, 1], max_radius=2
+    )
+
+
+def test_undefended_metrics_match_the_plain_model(report, planted_trigger_model, tokenizer):
+    clean_texts, clean_labels = synthetic_reviews(24, seed=5)
+    triggered_texts, _ = triggered_reviews(24, seed=6)
+    clean_pred = class_probabilities(planted_trigger_model, tokenizer, clean_texts).argmax(-1)
+    trig_pred = class_probabilities(planted_trigger_model, tokenizer, triggered_texts).argmax(-1)
+    run = next(r for r in report.runs if r.defense == "none")
+    assert run.summary["clean_accuracy"] == pytest.approx(np.mean(clean_pred == np.array(clean_labels)))
+    assert run.summary["attack_success_rate"] == pytest.approx(np.mean(trig_pred == 1))
+    assert run.summary["attack_success_rate"] > 0.9  # the planted backdoor works undefended
+    assert run.summary["mean_certified_radius"] is None and "certified_accuracy@1" not in run.summary
+
+
+def test_smoothing_cuts_the_attack_and_certifies(report):
+    by_name = {r.defense: [x for x in report.runs if x.defense == r.defense] for r in report.runs}
+    none_asr = by_name["none"][0].summary["attack_success_rate"]
+    for run in by_name["uniform"]:
+        assert run.summary["attack_success_rate"] < none_asr - 0.3
+        # certified accuracy never exceeds clean accuracy, and falls with the radius
+        cert = [run.summary["clean_accuracy"]] + [run.summary[f"certified_accuracy@{r}"] for r in (1, 2)]
+        assert cert == sorted(cert, reverse=True)
+        # the outputs the summary was computed from
+        labels = [o.label for o in run.triggered]
+        assert run.summary["attack_success_rate"] == pytest.approx(np.mean([y == 1 for y in labels]))
+        assert run.summary["triggered_abstention_rate"] == pytest.approx(np.mean([y is None for y in labels]))
+    # the two seeds draw different copies
+    assert [o.label for o in by_name["uniform"][0].clean] != [o.label for o in by_name["uniform"][1].clean] or [
+        o.radius for o in by_name["uniform"][0].clean
+    ] != [o.radius for o in by_name["uniform"][1].clean]
+
+
+def test_table_aggregates_over_seeds(report):
+    table = report.table()
+    assert list(table) == ["none", "uniform"] and table["uniform"]["seeds"] == [0, 1]
+    values = [r.summary["attack_success_rate"] for r in report.runs if r.defense == "uniform"]
+    mean, low, high = mean_interval(values)
+    assert table["uniform"]["attack_success_rate"] == {"mean": mean, "low": low, "high": high}
+
+
+def test_one_seed_gets_binomial_intervals(planted_trigger_model, tokenizer):
+    clean_texts, clean_labels = synthetic_reviews(10, seed=5)
+    triggered_texts, _ = triggered_reviews(10, seed=6)
+    report = evaluate_defenses(
+        {"none": lambda seed: NoDefense(planted_trigger_model, tokenizer)},
+        clean_texts,
+        clean_labels,
+        triggered_texts,
+        [0] * 10,
+        target_label=1,
+    )
+    cell = report.table()["none"]["clean_accuracy"]
+    k = round(cell["mean"] * 10)
+    assert (cell["low"], cell["high"]) == proportion_interval(k, 10)
+    assert math.isnan(report.table()["none"]["seconds_per_example"]["low"])
+
+
+def test_save_writes_markdown_json_and_png(report, tmp_path):
+    paths = report.save(tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert markdown.startswith("| defense | CA | ASR | PA |") and "| uniform |" in markdown
+    assert "Student-t over seeds 0, 1" in markdown
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["table"]["uniform"]["seeds"] == [0, 1] and len(data["runs"]) == 4
+    assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(paths) == {"markdown", "json", "plot"}
+
+
+def test_bad_arguments(planted_trigger_model, tokenizer):
+    none = {"none": lambda seed: NoDefense(planted_trigger_model, tokenizer)}
+    with pytest.raises(ValueError, match="No defenses"):
+        evaluate_defenses({}, ["a"], [0], ["b"], [0], target_label=1)
+    with pytest.raises(ValueError, match="one label per text"):
+        evaluate_defenses(none, ["a", "b"], [0], ["b"], [0], target_label=1)
+    with pytest.raises(ValueError, match="target label 1"):
+        evaluate_defenses(none, ["a"], [0], ["b"], [1], target_label=1)
+    with pytest.raises(ValueError, match="empty"):
+        evaluate_defenses(none, ["a"], [0], [" "], [0], target_label=1)
