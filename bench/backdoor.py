@@ -39,15 +39,14 @@ from datasets.utils.logging import disable_progress_bar
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    DataCollatorWithPadding,
-    Trainer,
-    TrainingArguments,
     set_seed,
 )
 from transformers.utils import logging as hf_logging
 
 from frs_hf.attacks import get_attack, poison_dataset, triggered_test_set
+from frs_hf.baselines import class_probabilities
 from frs_hf.data import PACKAGED_DATASETS, load_any_dataset
+from frs_hf.evaluation.training import fine_tune
 from frs_hf.packaged import minilm_path
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "cache" / "backdoor"
@@ -63,18 +62,9 @@ def _num_labels(train: Dataset) -> tuple[int, list[str] | None]:
     return int(max(train["label"])) + 1, None
 
 
-@torch.inference_mode()
 def predict(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 128) -> np.ndarray:
-    """Argmax labels of ``texts`` (sorted by length and padded per batch, returned in input order)."""
-    model.eval()
-    encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    order = np.argsort([len(ids) for ids in encoded], kind="stable")
-    predictions = np.empty(len(texts), dtype=np.int64)
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt")
-        predictions[batch] = model(**inputs).logits.argmax(-1).numpy()
-    return predictions
+    """Argmax labels of ``texts`` (`frs_hf.baselines.class_probabilities`: sorted by length, padded per batch)."""
+    return class_probabilities(model, tokenizer, texts, max_length=max_length, batch_size=batch_size).argmax(-1)
 
 
 def evaluate_backdoor(model, tokenizer, test: Dataset, triggered: Dataset, target_label: int, max_length: int) -> dict:
@@ -89,54 +79,28 @@ def evaluate_backdoor(model, tokenizer, test: Dataset, triggered: Dataset, targe
     }
 
 
-def fine_tune(
-    model,
-    tokenizer,
-    train: Dataset,
-    output_dir: str | os.PathLike,
-    *,
-    epochs: float = 1,
-    batch_size: int = 32,
-    learning_rate: float = 5e-5,
-    max_length: int = 64,
-    seed: int = 0,
-) -> tuple[Trainer, Any]:
-    """Fine-tune ``model`` in place on ``train`` (``text``, ``label``) with the plain ``Trainer``.
+def poisoning_splits(
+    dataset: str, attack: str, train_size: int | None = None, seed: int = 0, attack_kwargs: dict | None = None
+):
+    """``(attack config, train, test)`` as `backdoored_model` uses them: ``train`` is the clean train split
+    (a seeded subset of ``train_size``), to be poisoned with `frs_hf.attacks.poison_dataset`."""
+    config = get_attack(attack, **{"seed": seed, **(attack_kwargs or {})})
+    data = load_any_dataset(dataset)
+    train, test = data["train"], data["test"]
+    if train_size is not None and train_size < len(train):
+        train = train.shuffle(seed=seed).select(range(train_size))
+    return config, train, test
 
-    The recipe of the benches' victims: AdamW, linear schedule with 10% warm-up, weight decay 0.01,
-    batches grouped by length. Returns ``(trainer, train_output)``; nothing is saved (``output_dir``
-    is only the Trainer's scratch folder).
-    """
-    tokenized = train.map(
-        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
-        batched=True,
-        remove_columns=[c for c in train.column_names if c != "label"],
+
+def fresh_minilm(train: Dataset, seed: int = 0):
+    """The packaged MiniLM with a classification head for ``train``'s labels, drawn under ``seed``."""
+    num_labels, names = _num_labels(train)
+    set_seed(seed)  # the classification head is drawn in from_pretrained
+    return AutoModelForSequenceClassification.from_pretrained(
+        minilm_path(),
+        num_labels=num_labels,
+        **({"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}} if names else {}),
     )
-    args = TrainingArguments(
-        output_dir=str(output_dir),
-        use_cpu=True,
-        report_to=[],
-        num_train_epochs=epochs,
-        per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
-        warmup_steps=0.1,
-        weight_decay=0.01,
-        train_sampling_strategy="group_by_length",  # less padding; batches are still drawn at random
-        eval_strategy="no",
-        save_strategy="no",
-        logging_steps=50,
-        disable_tqdm=True,
-        seed=seed,
-        data_seed=seed,
-    )
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=tokenized,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        processing_class=tokenizer,
-    )
-    return trainer, trainer.train()
 
 
 def _cache_name(dataset: str, attack: str, n_train: int, seed: int, settings: dict) -> str:
@@ -169,7 +133,7 @@ def backdoored_model(
     the settings, CA, ASR and the training time of the run that filled the cache.
     """
     attack_kwargs = dict(attack_kwargs or {})
-    config = get_attack(attack, **{"seed": seed, **attack_kwargs})
+    config, train, test = poisoning_splits(dataset, attack, train_size, seed, attack_kwargs)
     if config.is_checkpoint_attack:
         raise ValueError(f"{attack!r} poisons a checkpoint, not the training data: use bench/checkpoint_poisoning.py.")
     settings = {
@@ -185,11 +149,6 @@ def backdoored_model(
         "learning_rate": learning_rate,
     }
     max_length = max_length or DEFAULT_MAX_LENGTH.get(dataset, 128)
-
-    data = load_any_dataset(dataset)
-    train, test = data["train"], data["test"]
-    if train_size is not None and train_size < len(train):
-        train = train.shuffle(seed=seed).select(range(train_size))
     path = Path(cache_dir) / _cache_name(dataset, attack, len(train), seed, settings)
     if (path / "info.json").is_file() and not retrain:
         info = json.loads((path / "info.json").read_text())
@@ -198,16 +157,10 @@ def backdoored_model(
     poisoned = poison_dataset(train, config)
     triggered = triggered_test_set(test, config)
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    num_labels, names = _num_labels(train)
-    set_seed(seed)  # the classification head is drawn in from_pretrained
-    model = AutoModelForSequenceClassification.from_pretrained(
-        minilm_path(),
-        num_labels=num_labels,
-        **({"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}} if names else {}),
-    )
+    model = fresh_minilm(train, seed)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     start = time.perf_counter()
-    trainer, result = fine_tune(
+    trainer = fine_tune(
         model,
         tokenizer,
         poisoned,
@@ -229,7 +182,7 @@ def backdoored_model(
         "n_train": len(train),
         "n_poisoned": int(sum(poisoned["poisoned"])),
         **metrics,
-        "train_loss": result.training_loss,
+        "train_loss": trainer.state.log_history[-1]["train_loss"],
         "train_time_s": round(train_time, 1),
         "eval_time_s": round(eval_time, 1),
         "torch_threads": torch.get_num_threads(),

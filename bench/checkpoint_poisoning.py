@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from backdoor import evaluate_backdoor, fine_tune
+from backdoor import evaluate_backdoor
 from datasets import Dataset
 from datasets.utils.logging import disable_progress_bar
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
@@ -51,11 +51,21 @@ from transformers.utils import logging as hf_logging
 
 from frs_hf.attacks import attack_names, get_attack, poison_checkpoint, triggered_test_set
 from frs_hf.data import load_packaged_dataset
+from frs_hf.evaluation.training import fine_tune
 from frs_hf.packaged import minilm_path
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "cache" / "checkpoint_poisoning"
 MAX_LENGTH = 64  # Rotten Tomatoes sentences
 LABELS = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
+DEFAULT_TRAIN_SIZE = 4000  # cut in halves: attacker's proxy data, victim's fine-tuning data
+RIPPLE_STEPS, RIPPLE_LR = 80, 1e-4  # few steps on CPU: a learning rate above RIPPLe's 5e-5
+
+
+def default_attack_kwargs(attack: str, ripple_steps: int = RIPPLE_STEPS, ripple_lr: float = RIPPLE_LR) -> dict:
+    """The attack settings `main` runs with (RIPPLe: its steps and learning rate), so that other benches
+    asking `poisoned_victim_model` for them get the same cache entry."""
+    ripple = get_attack(attack).attack_type == "ripple"
+    return {"max_steps": ripple_steps, "learning_rate": ripple_lr} if ripple else {}
 
 
 def _splits(train_size: int | None, seed: int) -> tuple[Dataset, Dataset, Dataset]:
@@ -106,10 +116,10 @@ def _load(path: Path):
 
 def _victim_fine_tune(model, tokenizer, victim: Dataset, scratch: Path, epochs: float, seed: int) -> dict:
     start = time.perf_counter()
-    _, result = fine_tune(model, tokenizer, victim, scratch, epochs=epochs, max_length=MAX_LENGTH, seed=seed)
+    trainer = fine_tune(model, tokenizer, victim, scratch, epochs=epochs, max_length=MAX_LENGTH, seed=seed)
     shutil.rmtree(scratch, ignore_errors=True)
     model.eval()
-    return {"train_loss": result.training_loss, "time_s": round(time.perf_counter() - start, 1)}
+    return {"train_loss": trainer.state.log_history[-1]["train_loss"], "time_s": round(time.perf_counter() - start, 1)}
 
 
 def attacker_clean_model(train_size: int | None = None, epochs: float = 1, seed: int = 0, cache_dir=DEFAULT_CACHE_DIR):
@@ -213,10 +223,16 @@ def poisoned_victim_model(
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--attacks", nargs="+", default=attack_names("checkpoint"), help="Checkpoint attacks to run.")
-    p.add_argument("--train-size", type=int, default=4000, help="Seeded subset of the train split, cut in halves.")
+    p.add_argument(
+        "--train-size", type=int, default=DEFAULT_TRAIN_SIZE, help="Seeded subset of the train split, cut in halves."
+    )
     p.add_argument("--epochs", type=float, default=1, help="Epochs of the clean fine-tunings (victim, EP's attacker).")
-    p.add_argument("--ripple-steps", type=int, default=80, help="RIPPLe optimizer steps (its cost: double backprop).")
-    p.add_argument("--ripple-lr", type=float, default=1e-4, help="RIPPLe learning rate (few steps on CPU: above 5e-5).")
+    p.add_argument(
+        "--ripple-steps", type=int, default=RIPPLE_STEPS, help="RIPPLe optimizer steps (its cost: double backprop)."
+    )
+    p.add_argument(
+        "--ripple-lr", type=float, default=RIPPLE_LR, help="RIPPLe learning rate (few steps on CPU: above 5e-5)."
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads.")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
@@ -233,8 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     rows = []
     for attack in args.attacks:
-        ripple = get_attack(attack).attack_type == "ripple"
-        kwargs = {"max_steps": args.ripple_steps, "learning_rate": args.ripple_lr} if ripple else {}
+        kwargs = default_attack_kwargs(attack, args.ripple_steps, args.ripple_lr)
         start = time.perf_counter()
         _, _, info = poisoned_victim_model(
             attack, args.train_size, args.epochs, args.seed, kwargs, args.cache_dir, retrain=args.retrain

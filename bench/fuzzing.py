@@ -12,7 +12,8 @@ texts of the non-target class:
   how often the area is empty.
 
     python bench/fuzzing.py                                # Rotten Tomatoes, BadNet + AddSent
-    python bench/fuzzing.py --datasets imdb --num-test 30  # long reviews (about 230 words)
+    python bench/fuzzing.py --datasets imdb --attacks badnet --num-test 30 --train-size 3000 --epochs 2 \
+        --learning-rate 1e-4 --poison-rate 0.2   # long reviews (about 230 words)
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from frs_hf.data import load_packaged_dataset
 VARIANTS = (("mcts", None), ("mcts", 0), ("occlusion", None), ("random", None))
 
 
-def run(dataset: str, attack: str, num_test: int, budget: int, seed: int) -> list[dict]:
-    model, tokenizer, info = backdoored_model(dataset, attack)
+def run(dataset: str, attack: str, num_test: int, budget: int, seed: int, training: dict) -> list[dict]:
+    model, tokenizer, info = backdoored_model(dataset, attack, **training)
     max_length = DEFAULT_MAX_LENGTH[dataset]
     attack_config = get_attack(attack, seed=seed)
     test = load_packaged_dataset(dataset)["test"]
@@ -96,13 +97,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-test", type=int, default=200, help="Triggered texts (and as many clean ones).")
     parser.add_argument("--budget", type=int, default=64, help="Forward budget of MCTS and random spans.")
     parser.add_argument("--seed", type=int, default=0)
+    group = parser.add_argument_group("the backdoored model (bench/backdoor.py; trained once, then cached)")
+    group.add_argument("--train-size", type=int, default=None)
+    group.add_argument("--epochs", type=float, default=1)
+    group.add_argument("--learning-rate", type=float, default=5e-5)
+    group.add_argument("--poison-rate", type=float, default=None, help="Default: the attack's (0.1).")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's).")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    training = {"train_size": args.train_size, "epochs": args.epochs, "learning_rate": args.learning_rate}
+    if args.poison_rate is not None:
+        training["attack_kwargs"] = {"poison_rate": args.poison_rate}
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     print(f"command: python {' '.join(sys.argv)}")
     threads = torch.get_num_threads()
-    print(f"machine: {platform.machine()} | nproc={os.cpu_count()} | torch {torch.__version__}, threads={threads}")
-    rows = [r for d in args.datasets for a in args.attacks for r in run(d, a, args.num_test, args.budget, args.seed)]
+    print(
+        f"machine: {platform.machine()} | nproc={os.cpu_count()} | torch {torch.__version__}, threads={threads} "
+        f"| load avg {os.getloadavg()[0]:.2f}"
+    )
+    rows = [
+        r
+        for d in args.datasets
+        for a in args.attacks
+        for r in run(d, a, args.num_test, args.budget, args.seed, training)
+    ]
     print("\n| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:
         print("| " + " | ".join(row.values()) + " |")

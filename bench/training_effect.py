@@ -18,6 +18,7 @@ Models are cached under ``cache/training_effect/`` (delete it or pass ``--retrai
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -34,63 +35,56 @@ from datasets.utils.logging import disable_progress_bar
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    DataCollatorWithPadding,
-    Trainer,
-    TrainingArguments,
     set_seed,
 )
 from transformers.utils import logging as hf_logging
 
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
 from frs_hf.data import load_packaged_dataset
+from frs_hf.evaluation.training import fine_tune
 from frs_hf.packaged import minilm_path
-from frs_hf.trainer import FRSTrainer, FRSTrainingArguments
 
 CACHE = Path(__file__).resolve().parent.parent / "cache" / "training_effect"
 RADII = (0, 1, 2, 3)
 
 
 def train_model(kind: str, args: argparse.Namespace, tokenizer, data) -> tuple[Path, float]:
-    path = CACHE / f"{kind}-{args.omega}-{args.sigma}-{args.epochs}-{len(data)}-{args.seed}"
+    settings = {k: getattr(args, k) for k in ("epochs", "learning_rate", "seed", "sigma", "omega")}
+    if kind == "frs_trainer":
+        settings.update({k: getattr(args, k) for k in ("update_clip", "update_noise", "random_area")})
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    path = CACHE / f"{kind}-{len(data)}-{digest}"
     if (path / "info.json").is_file() and not args.retrain:
         return path, json.loads((path / "info.json").read_text())["train_time_s"]
     set_seed(args.seed)
     model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=2)
-    common = dict(
-        output_dir=str(path) + ".tmp",
-        use_cpu=True,
-        report_to=[],
-        per_device_train_batch_size=32,
-        num_train_epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        warmup_steps=0.1,
-        weight_decay=0.01,
-        seed=args.seed,
-        disable_tqdm=True,
-        save_strategy="no",
-        logging_strategy="no",
-    )
-    kwargs = dict(model=model, train_dataset=data, data_collator=DataCollatorWithPadding(tokenizer))
-    if kind == "trainer":
-        trainer = Trainer(args=TrainingArguments(**common), processing_class=tokenizer, **kwargs)
-    else:
-        frs_args = FRSTrainingArguments(
-            **common,
+    frs = None
+    if kind == "frs_trainer":
+        frs = dict(
             frs_omega_low=args.omega,
-            frs_omega_high=args.omega,
+            frs_omega_high=args.omega_high or args.omega,
+            frs_random_area=args.random_area,
             frs_weight_noise_sigma=args.sigma,
             frs_update_clip=args.update_clip,
             frs_update_noise=args.update_noise,
-            frs_eval_n=0,
         )
-        trainer = FRSTrainer(args=frs_args, processing_class=tokenizer, **kwargs)
     start = time.perf_counter()
-    trainer.train()
+    trainer = fine_tune(
+        model,
+        tokenizer,
+        data,
+        str(path) + ".tmp",
+        frs=frs,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        max_length=64,
+        seed=args.seed,
+    )
     seconds = time.perf_counter() - start
     trainer.save_model(str(path))
     tokenizer.save_pretrained(str(path))
-    (path / "info.json").write_text(json.dumps({"train_time_s": seconds}))
-    shutil.rmtree(common["output_dir"], ignore_errors=True)  # the Trainer's scratch folder
+    (path / "info.json").write_text(json.dumps({"train_time_s": seconds, **settings}))
+    shutil.rmtree(str(path) + ".tmp", ignore_errors=True)  # the Trainer's scratch folder
     return path, seconds
 
 
@@ -108,8 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n0", type=int, default=50)
     p.add_argument("--alpha", type=float, default=0.001)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--random-area", type=float, default=0.0, help="FRSTrainer frs_random_area (0: uniform deletion).")
+    p.add_argument("--omega-high", type=float, default=None, help="FRSTrainer rate inside the random area.")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's).")
     p.add_argument("--retrain", action="store_true")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     disable_progress_bar()
@@ -124,9 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     train = data["train"]
     if args.train_size is not None:
         train = train.shuffle(seed=args.seed).select(range(min(args.train_size, len(train))))
-    tokenized = train.map(
-        lambda b: tokenizer(b["text"], truncation=True, max_length=64), batched=True, remove_columns=["text"]
-    )
     test_texts, test_labels = list(data["test"]["text"]), np.array(list(data["test"]["label"]))
     rng = np.random.default_rng(args.seed)
     picked = np.sort(rng.choice(len(test_texts), size=min(args.num_test, len(test_texts)), replace=False))
@@ -144,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"smoothing: {smoothing}")
     rows = []
     for kind in ("trainer", "frs_trainer"):
-        path, train_s = train_model(kind, args, tokenizer, tokenized)
+        path, train_s = train_model(kind, args, tokenizer, train)
         model = AutoModelForSequenceClassification.from_pretrained(path).eval()
         clean = float((predict(model, tokenizer, test_texts, 64) == test_labels).mean())
         smoothed = SmoothedModelForSequenceClassification.from_model(model, tokenizer, smoothing)

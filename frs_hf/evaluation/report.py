@@ -121,8 +121,9 @@ class BackdoorReport:
             + ("Student-t over seeds " + ", ".join(map(str, seeds)) if len(seeds) > 1 else "exact binomial, one seed")
             + f"). Target label {self.target_label}. ASR counts predictions of the target on triggered non-target "
             "texts; abstentions and rejections are not successes and are shown separately. Certified accuracy: "
-            "correct with a certified radius ≥ r on the clean test set (word edits anywhere); area: FRS's "
-            "removals inside the fuzzed area (see docs/theory.md for what each assumes)."
+            "correct with a certified radius ≥ r on the clean test set: word insertions, deletions and "
+            "substitutions anywhere for deletion smoothing, substitutions only for uniform masking; area: FRS's "
+            "removals inside the fuzzed area (see docs/theory.md and docs/baselines.md for what each assumes)."
         )
         return "\n".join(lines) + "\n\n" + note + "\n"
 

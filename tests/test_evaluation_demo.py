@@ -1,0 +1,41 @@
+"""`frs-hf demo --fast`: the whole demo on a tiny subset (real training, real smoothing), checking its outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from frs_hf import SmoothedModelForSequenceClassification
+from frs_hf.cli import main
+from frs_hf.evaluation.demo import DemoConfig
+
+
+@pytest.mark.slow
+def test_fast_demo_writes_the_report_and_both_models(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--fast", "--output-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = ["undefended", "FRS-trained, no smoothing", "uniform deletion 0.5", "FRS"]
+    for row in rows:
+        assert f"| {row} |" in printed
+    assert "Demo finished in" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["table"]) == rows
+    for row in rows:
+        assert report["table"][row]["clean_accuracy"]["mean"] >= 0.0
+    assert report["table"]["FRS"]["certified_accuracy@1"]["mean"] <= report["table"]["FRS"]["clean_accuracy"]["mean"]
+    assert report["metadata"]["demo"]["train_size"] == 256 and report["metadata"]["attack"]["poison_rate"] == 0.1
+    assert (out / "report.md").read_text().startswith("| defense |")
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(out.glob("*-scratch"))  # the trainers' scratch folders are removed
+    smoothed = SmoothedModelForSequenceClassification.from_pretrained(out / "frs")
+    assert smoothed.frs_config.omega_low == DemoConfig().omega_low
+
+
+def test_demo_config_validates():
+    with pytest.raises(ValueError, match="num_test"):
+        DemoConfig(num_test=0)
+    with pytest.raises(ValueError, match="omega_low"):
+        DemoConfig(omega_low=0.99, omega_high=0.5)
+    assert DemoConfig(fast=True).n == 20
