@@ -182,3 +182,17 @@ def planted_trigger_model(tokenizer):
         texts.append(noisy)
         labels.append(label)
     return train_tiny_bert(tokenizer, texts, labels, epochs=2, seed=0)
+
+
+def torchrun_command(script, *args) -> list[str]:
+    """``torchrun --nproc_per_node 2 script args`` on a free port, so that two runs (or a lingering
+    socket of the previous one) never collide on torchrun's default port 29500."""
+    import socket
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)] + [
+        str(a) for a in (script, *args)
+    ]

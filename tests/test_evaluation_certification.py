@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import torchrun_command
 from datasets import Dataset
 
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
@@ -106,17 +107,7 @@ def test_two_processes_give_the_same_results(smoothed, dataset, tmp_path):
     single = certify_dataset(smoothed, dataset, texts_per_call=3, output_dir=tmp_path / "one", **SETTINGS)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     script = Path(__file__).parent / "distributed_certify.py"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        str(script),
-        str(tmp_path / "model"),
-        str(data_file),
-        str(tmp_path / "two"),
-    ]
+    command = torchrun_command(script, tmp_path / "model", data_file, tmp_path / "two")
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"num_processes": 2, "num_results": 10}

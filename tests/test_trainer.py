@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import torchrun_command
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -337,15 +338,7 @@ def test_two_process_cpu_training(tmp_path):
     """``torchrun --nproc_per_node 2`` (the CPU stand-in for ``accelerate launch`` on 2 GPUs) trains with
     every smoothing part on; both processes end with the same weights."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        str(TWO_PROCESS_SCRIPT),
-        str(tmp_path),
-    ]
+    command = torchrun_command(TWO_PROCESS_SCRIPT, tmp_path)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
