@@ -92,8 +92,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"Unknown defense(s) {', '.join(unknown)}; choose from {', '.join(DEFENSES)}.")
     attack = get_attack(args.attack, **{"target_label": args.target_label, **json.loads(args.attack_kwargs)})
-    if getattr(attack, "is_checkpoint_attack", False) and not hasattr(attack, "insert"):
-        raise ValueError(f"Attack {args.attack!r} has no trigger to insert into test texts.")
     data = load_any_dataset(args.dataset)
     test = data[args.split] if args.split in data else None
     if test is None:
@@ -107,6 +105,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     frs_config = (FRSConfig.from_pretrained(path) or FRSConfig()).replace(**_set_fields(FRSConfig, args))
     shared = {"frs_config": frs_config}
     if "strip" in names:  # held-out clean texts from the training split: never the test texts
+        if "train" not in data or args.split == "train":
+            raise ValueError(
+                "STRIP calibrates on held-out clean texts: the dataset needs a train split besides --split."
+            )
         train = data["train"].shuffle(seed=0).select(range(min(args.strip_texts, len(data["train"]))))
         shared["clean_texts"] = list(train[args.text_column])
     if "onion" in names and args.lm:  # loaded once for every seed

@@ -125,3 +125,11 @@ def test_evaluate_writes_the_report(capsys, tmp_path, planted_trigger_model, tok
 def test_evaluate_rejects_unknown_defenses(capsys):
     assert main(["evaluate", "--model", "packaged:minilm", "--defenses", "none,magic"]) == 2
     assert "Unknown defense(s) magic" in capsys.readouterr().err
+
+
+def test_evaluate_strip_needs_held_out_training_texts(capsys, tmp_path):
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\na fine film,1\na dull film,0\n")
+    args = ["evaluate", "--model", "packaged:minilm", "--dataset", str(data), "--split", "train", "--defenses", "strip"]
+    assert main(args) == 2
+    assert "STRIP calibrates on held-out clean texts" in capsys.readouterr().err
