@@ -122,34 +122,29 @@ def _victim_fine_tune(model, tokenizer, victim: Dataset, scratch: Path, epochs: 
     return {"train_loss": trainer.state.log_history[-1]["train_loss"], "time_s": round(time.perf_counter() - start, 1)}
 
 
-def attacker_clean_model(train_size: int | None = None, epochs: float = 1, seed: int = 0, cache_dir=DEFAULT_CACHE_DIR):
-    """MiniLM fine-tuned cleanly on the proxy half: the classifier EP's attacker starts from."""
-    proxy, _, _ = _splits(train_size, seed)
-    path = Path(cache_dir) / _name(
-        "attacker-clean", len(proxy), seed, settings={"epochs": epochs} if epochs != 1 else None
-    )
+def _clean_fine_tuned(name: str, data, size_key: str, epochs: float, seed: int, cache_dir):
+    """Fresh MiniLM fine-tuned cleanly on ``data``, cached as ``<name>-<len(data)>-<seed>[...]``."""
+    path = Path(cache_dir) / _name(name, len(data), seed, settings={"epochs": epochs} if epochs != 1 else None)
     if (path / "info.json").is_file():
         return _load(path)
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     model = _fresh_minilm(seed)
-    info = {"n_proxy": len(proxy), "epochs": epochs, "seed": seed}
-    info.update(_victim_fine_tune(model, tokenizer, proxy, path.with_name(path.name + ".scratch"), epochs, seed))
+    info = {size_key: len(data), "epochs": epochs, "seed": seed}
+    info.update(_victim_fine_tune(model, tokenizer, data, path.with_name(path.name + ".scratch"), epochs, seed))
     _save(path, model, tokenizer, info)
     return model, tokenizer, info
+
+
+def attacker_clean_model(train_size: int | None = None, epochs: float = 1, seed: int = 0, cache_dir=DEFAULT_CACHE_DIR):
+    """MiniLM fine-tuned cleanly on the proxy half: the classifier EP's attacker starts from."""
+    proxy, _, _ = _splits(train_size, seed)
+    return _clean_fine_tuned("attacker-clean", proxy, "n_proxy", epochs, seed, cache_dir)
 
 
 def clean_victim_model(train_size: int | None = None, epochs: float = 1, seed: int = 0, cache_dir=DEFAULT_CACHE_DIR):
     """The reference: the victim's fine-tuning from unpoisoned MiniLM (fresh head)."""
     _, victim, _ = _splits(train_size, seed)
-    path = Path(cache_dir) / _name("clean", len(victim), seed, settings={"epochs": epochs} if epochs != 1 else None)
-    if (path / "info.json").is_file():
-        return _load(path)
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    model = _fresh_minilm(seed)
-    info = {"n_victim": len(victim), "epochs": epochs, "seed": seed}
-    info.update(_victim_fine_tune(model, tokenizer, victim, path.with_name(path.name + ".scratch"), epochs, seed))
-    _save(path, model, tokenizer, info)
-    return model, tokenizer, info
+    return _clean_fine_tuned("clean", victim, "n_victim", epochs, seed, cache_dir)
 
 
 def poisoned_victim_model(
