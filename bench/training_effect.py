@@ -52,6 +52,8 @@ def train_model(kind: str, args: argparse.Namespace, tokenizer, data) -> tuple[P
     settings = {k: getattr(args, k) for k in ("epochs", "learning_rate", "seed", "sigma", "omega")}
     if kind == "frs_trainer":
         settings.update({k: getattr(args, k) for k in ("update_clip", "update_noise", "random_area")})
+        if args.clean_fraction:  # only in the key when set: older cached models keep their names
+            settings["clean_fraction"] = args.clean_fraction
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     path = CACHE / f"{kind}-{len(data)}-{digest}"
     if (path / "info.json").is_file() and not args.retrain:
@@ -67,6 +69,7 @@ def train_model(kind: str, args: argparse.Namespace, tokenizer, data) -> tuple[P
             frs_weight_noise_sigma=args.sigma,
             frs_update_clip=args.update_clip,
             frs_update_noise=args.update_noise,
+            frs_clean_fraction=args.clean_fraction,
         )
     start = time.perf_counter()
     trainer = fine_tune(
@@ -104,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--random-area", type=float, default=0.0, help="FRSTrainer frs_random_area (0: uniform deletion).")
     p.add_argument("--omega-high", type=float, default=None, help="FRSTrainer rate inside the random area.")
+    p.add_argument(
+        "--clean-fraction", type=float, default=0.0, help="FRSTrainer frs_clean_fraction (examples left whole)."
+    )
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's).")
     p.add_argument("--retrain", action="store_true")
     args = p.parse_args(argv)

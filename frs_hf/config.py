@@ -59,6 +59,13 @@ class FRSConfig:
         default=0.5,
         metadata=_help("Largest fraction of the words that the vulnerable area may cover."),
     )
+    fuzzing_max_area_words: int | None = field(
+        default=24,
+        metadata=_help(
+            "Largest vulnerable area in words, whatever the text's length (None: only fuzzing_max_area). A "
+            "trigger is a few words, while deleting a long stretch of a long text moves any model."
+        ),
+    )
     fuzzing_threshold: float = field(
         default=0.5,
         metadata=_help(
@@ -154,6 +161,15 @@ class FRSConfig:
             )
         if not 0.0 < self.fuzzing_max_area <= 1.0:
             raise ValueError(f"FRSConfig.fuzzing_max_area must be in (0, 1], got {self.fuzzing_max_area!r}.")
+        if self.fuzzing_max_area_words is not None and (
+            not isinstance(self.fuzzing_max_area_words, int)
+            or isinstance(self.fuzzing_max_area_words, bool)
+            or self.fuzzing_max_area_words < 1
+        ):
+            raise ValueError(
+                "FRSConfig.fuzzing_max_area_words must be a positive integer or None, "
+                f"got {self.fuzzing_max_area_words!r}."
+            )
         if not 0.0 <= self.fuzzing_threshold <= 1.0:
             raise ValueError(f"FRSConfig.fuzzing_threshold must be in [0, 1], got {self.fuzzing_threshold!r}.")
         for name in ("fuzzing_min_kl", "fuzzing_exploration", "fuzzing_margin"):

@@ -44,6 +44,17 @@ def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-12) -> np.ndarra
     return (p * (np.log(p) - np.log(q))).sum(axis=-1)
 
 
+def area_cap(num_units: int, max_fraction: float, max_words: int | None = None) -> int:
+    """The most units an area may cover: ``max_fraction`` of the text, and at most ``max_words``.
+
+    Why a cap in words too: a trigger is a few words whatever the text's length, while deleting a
+    long stretch of a long review moves any model's output; without it a clean review gets half its
+    words flagged (docs/fuzzing.md).
+    """
+    cap = max(1, math.floor(max_fraction * num_units))
+    return cap if max_words is None else max(1, min(cap, max_words))
+
+
 def select_area(
     spans: Sequence[tuple[int, int, float]],
     num_units: int,
@@ -51,13 +62,14 @@ def select_area(
     threshold: float,
     min_kl: float,
     max_fraction: float,
+    max_words: int | None = None,
 ) -> list[Span]:
     """The union of the spans that stand out, finest first, capped at ``max_fraction`` of the units.
 
     A span stands out when its score is at least ``threshold`` times the text's best score and at
     least ``min_kl``. A standout span is dropped when a finer standout span inside it already
     explains its score (scores within the same ``threshold`` ratio). Spans are then added in
-    order of score while the area stays within the cap.
+    order of score while the area stays within the cap (:func:`area_cap`).
     """
     if not spans:
         return []
@@ -67,7 +79,7 @@ def select_area(
         if any(a <= c0 and c1 <= b and sc >= threshold * score for c0, c1, sc in chosen):
             continue
         chosen.append((a, b, score))
-    cap = max(1, math.floor(max_fraction * num_units))
+    cap = area_cap(num_units, max_fraction, max_words)
     covered = np.zeros(num_units, dtype=bool)
     for a, b, _ in sorted(chosen, key=lambda s: -s[2]):
         trial = covered.copy()
@@ -78,7 +90,9 @@ def select_area(
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def dilate(area: Sequence[Span], num_units: int, *, margin: int, max_fraction: float) -> list[Span]:
+def dilate(
+    area: Sequence[Span], num_units: int, *, margin: int, max_fraction: float, max_words: int | None = None
+) -> list[Span]:
     """Widen each span by up to ``margin`` units on each side, one unit at a time, while the area
     stays within ``max_fraction`` of the units.
 
@@ -86,7 +100,7 @@ def dilate(area: Sequence[Span], num_units: int, *, margin: int, max_fraction: f
     word); the search then flags that word alone, and the margin brings the rest of the phrase into
     the high deletion rate. An empty area stays empty.
     """
-    cap = max(1, math.floor(max_fraction * num_units))
+    cap = area_cap(num_units, max_fraction, max_words)
     covered = np.zeros(num_units, dtype=bool)
     for a, b in area:
         covered[a:b] = True
@@ -214,7 +228,7 @@ def mcts_search(
 
     ``give_up=(forwards, reward)`` stops the search once it has spent ``forwards`` without any span
     reaching ``reward``: nothing localizes (e.g. scattered triggers that only matter together), and
-    the rest of the budget is better spent on delta debugging.
+    the rest of the budget is better spent shrinking a deletion set (:func:`_refine`).
     """
     root = _Node(0, num_units)
     nodes = [root]
@@ -274,6 +288,32 @@ def mcts_search(
     return [(n.start, n.end, n.own_best) for n in nodes if n.own_count]
 
 
+def restore_chunks(mutator: _Mutator, oracle: _Oracle, units: Sequence[int], target: float) -> list[int]:
+    """Shrink a deletion set by restoring chunks: a subset whose deletion still moves the output by at
+    least ``target`` nats, within the oracle's budget.
+
+    Adaptive group testing, halving: a chunk whose restoration keeps the move above ``target`` is
+    not needed and leaves the set; one whose restoration undoes the move holds a needed word and is
+    split in two. Why restoring rather than deleting (delta debugging's first step): with several
+    trigger words, any *one* left in the text keeps the backdoor on, so deleting a chunk that holds
+    some of them shows nothing, while restoring a chunk that holds any of them undoes the move.
+    Each needed word costs about ``2 log2(len(units))`` forwards; passes repeat until one removes
+    nothing (a word needed early on can become unneeded once others are restored).
+    """
+    kept, removed = list(units), True
+    while removed and len(kept) >= 2 and oracle.remaining > 0:
+        removed, stack = False, [list(c) for c in np.array_split(np.array(kept), 2)[::-1]]
+        while stack and oracle.remaining > 0:
+            chunk = set(stack.pop())
+            trial = [u for u in kept if u not in chunk]
+            reward = oracle.rewards([mutator.delete_units(trial)])[0] if trial else None
+            if reward is not None and reward >= target:
+                kept, removed = trial, True
+            elif len(chunk) > 1:
+                stack.extend(list(c) for c in np.array_split(np.array(sorted(chunk)), 2)[::-1])
+    return sorted(kept)
+
+
 def reduce_deletion_set(mutator: _Mutator, oracle: _Oracle, units: Sequence[int], target: float) -> list[int]:
     """Delta debugging (ddmin) on a deletion set: a 1-minimal subset whose deletion still moves the
     output by at least ``target`` nats, within the oracle's budget.
@@ -316,10 +356,9 @@ def occlusion_search(mutator: _Mutator, oracle: _Oracle, num_units: int) -> list
 
 
 def random_search(
-    mutator: _Mutator, oracle: _Oracle, num_units: int, rng: np.random.Generator, max_fraction: float
+    mutator: _Mutator, oracle: _Oracle, num_units: int, rng: np.random.Generator, longest: int
 ) -> list[tuple[int, int, float]]:
-    """Delete random spans (lengths up to the area cap) until the budget is spent."""
-    longest = max(1, math.floor(max_fraction * num_units))
+    """Delete random spans (lengths up to ``longest``, the area cap) until the budget is spent."""
     candidates = {(a, a + n) for n in range(1, longest + 1) for a in range(num_units - n + 1)}
     order = rng.permutation(len(candidates))[: max(0, oracle.remaining)]
     spans = [sorted(candidates)[i] for i in order]
@@ -340,6 +379,7 @@ def find_area(
     threshold: float = 0.5,
     min_kl: float = 0.6,
     max_fraction: float = 0.5,
+    max_words: int | None = 24,
     exploration: float = 1.0,
     batch: int = 8,
     margin: int = 3,
@@ -357,11 +397,11 @@ def find_area(
     rng = np.random.default_rng(derive_seed(seed, index, _FUZZING_STREAM))
     mutator = _Mutator(units, max_length, mask_token_id)
     oracle = _Oracle(query, units.num_units + 1 if method == "occlusion" else budget, mutator.original())
-    rules = dict(threshold=threshold, min_kl=min_kl, max_fraction=max_fraction)
+    rules = dict(threshold=threshold, min_kl=min_kl, max_fraction=max_fraction, max_words=max_words)
     if method == "occlusion":
         spans = occlusion_search(mutator, oracle, units.num_units)
     elif method == "random":
-        spans = random_search(mutator, oracle, units.num_units, rng, max_fraction)
+        spans = random_search(mutator, oracle, units.num_units, rng, area_cap(units.num_units, max_fraction, max_words))
     else:
         # The tree search gets three quarters of the budget; the rest refines what it found.
         oracle.budget = budget - budget // 4
@@ -373,7 +413,7 @@ def find_area(
     area = select_area(spans, units.num_units, **rules)
     if method == "mcts":
         area = _refine(mutator, oracle, units.num_units, spans, area, **rules)
-    area = dilate(area, units.num_units, margin=margin, max_fraction=max_fraction)
+    area = dilate(area, units.num_units, margin=margin, max_fraction=max_fraction, max_words=max_words)
     return FuzzingResult(spans=spans, area=area, num_forwards=oracle.num_forwards)
 
 
@@ -387,11 +427,14 @@ def _refine(
     threshold: float,
     min_kl: float,
     max_fraction: float,
+    max_words: int | None,
 ) -> list[Span]:
     """When the best span did not make it into the area (larger than the cap), or nothing stood out
     (e.g. several scattered triggers, none of which matters alone), shrink the best region -- the
-    whole text if nothing stood out -- to a minimal deletion set with :func:`reduce_deletion_set`,
-    and flag that set if deleting it moves the output by at least ``min_kl``."""
+    whole text if nothing stood out -- to a small deletion set with :func:`restore_chunks` (then,
+    if that set moves the output too little, with :func:`reduce_deletion_set`),
+    and flag that set if deleting it moves the output by at least ``min_kl`` (with the standout
+    spans when both fit under the cap)."""
     best = spans[0] if spans and spans[0][2] >= min_kl else None
     if best is not None and any(a <= best[0] and best[1] <= b for a, b in area):
         return area
@@ -399,13 +442,22 @@ def _refine(
     whole = oracle.rewards([mutator.delete(start, end)])[0]
     if whole is None or end - start < 2:
         return area
-    kept = reduce_deletion_set(mutator, oracle, range(start, end), threshold * whole)
-    moved = oracle.rewards([mutator.delete_units(kept)])[0]
-    if moved is None or moved < min_kl:
+    # At least min_kl: deleting a whole region can move the output less than deleting only the
+    # trigger in it (an empty text is not a trigger-free one), and the set must stand out anyway.
+    target = max(threshold * whole, min_kl)
+    for shrink in (restore_chunks, reduce_deletion_set):  # any-word triggers first, then all-words ones
+        kept = shrink(mutator, oracle, range(start, end), target)
+        moved = oracle.rewards([mutator.delete_units(kept)])[0]
+        if moved is not None and moved >= min_kl:
+            break
+    else:
         return area
-    cap = max(1, math.floor(max_fraction * num_units))
+    cap = area_cap(num_units, max_fraction, max_words)
     covered = np.zeros(num_units, dtype=bool)
     for a, b in area:
         covered[a:b] = True
     covered[kept] = True
-    return _spans_of(np.flatnonzero(covered).tolist()) if covered.sum() <= cap else _spans_of(kept)[:cap]
+    if covered.sum() <= cap:
+        return _spans_of(np.flatnonzero(covered).tolist())
+    # Both do not fit: what stood out wins; the set alone only when nothing did and it fits.
+    return area if area or len(kept) > cap else _spans_of(kept)

@@ -145,6 +145,7 @@ def _settings(config: FRSConfig, num_labels: int) -> str:
         fuzzing = (
             f"on: `{config.fuzzing_method}`, budget {config.fuzzing_budget} forwards per input, "
             f"area at most {config.fuzzing_max_area:g} of the words"
+            + ("" if config.fuzzing_max_area_words is None else f" and {config.fuzzing_max_area_words} words")
         )
     else:
         fuzzing = "off (no vulnerable area is searched; every word gets `omega_low` unless an area is given)"

@@ -63,6 +63,13 @@ class FRSTrainingArguments(TrainingArguments):
             "mimicking the fuzzed area of inference; 0 deletes every word at frs_omega_low."
         ),
     )
+    frs_clean_fraction: float = field(
+        default=0.0,
+        metadata=_help(
+            "Probability that a training example is left whole instead of randomized: the model keeps its "
+            "accuracy on full texts while it learns to vote on the deletion copies that certification shows it."
+        ),
+    )
     frs_weight_noise_sigma: float = field(
         default=0.0,
         metadata=_help("Std of the Gaussian perturbation of the top layers during each forward/backward (0: off)."),
@@ -116,11 +123,12 @@ class FRSTrainingArguments(TrainingArguments):
 
     def smoothing_config(self) -> FRSConfig:
         """The inference settings: ``frs_config`` with the training rates and weight noise copied in."""
-        for name in ("frs_update_clip", "frs_update_noise", "frs_random_area"):
+        for name in ("frs_update_clip", "frs_update_noise", "frs_random_area", "frs_clean_fraction"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"FRSTrainingArguments.{name} must be >= 0, got {getattr(self, name)!r}.")
-        if self.frs_random_area > 1:
-            raise ValueError(f"FRSTrainingArguments.frs_random_area must be <= 1, got {self.frs_random_area!r}.")
+        for name in ("frs_random_area", "frs_clean_fraction"):
+            if getattr(self, name) > 1:
+                raise ValueError(f"FRSTrainingArguments.{name} must be <= 1, got {getattr(self, name)!r}.")
         if self.frs_update_noise > 0 and self.frs_update_clip == 0:
             raise ValueError("FRSTrainingArguments.frs_update_noise needs frs_update_clip > 0 (the noise scale).")
         for name in ("frs_eval_n", "frs_eval_max_examples"):
@@ -239,8 +247,9 @@ class FRSTrainer(Trainer):
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=None)
 
     def randomize_batch(self, inputs: dict[str, Any], key: int) -> dict[str, Any]:
-        """One deletion copy of every example of a collated batch, on the same word units as
-        certification uses; labels and any other columns are untouched."""
+        """One deletion copy of every example of a collated batch (each left whole with probability
+        ``frs_clean_fraction``), on the same word units as certification uses; labels and any other
+        columns are untouched."""
         input_ids, mask = inputs["input_ids"], inputs.get("attention_mask")
         rows = list(input_ids) if mask is None else [ids[m.bool()] for ids, m in zip(input_ids, mask, strict=True)]
         texts = self.processing_class.batch_decode(rows, skip_special_tokens=True)
@@ -248,6 +257,9 @@ class FRSTrainer(Trainer):
         rng = np.random.default_rng(derive_seed(self.args.seed, _TEXT_STREAM, key))
         sequences = []
         for i, unit in enumerate(units):
+            if self.args.frs_clean_fraction > 0 and rng.random() < self.args.frs_clean_fraction:
+                sequences.append(rows[i].cpu().numpy())
+                continue
             area, longest = None, math.floor(self.args.frs_random_area * unit.num_units)
             if longest >= 1:
                 length = int(rng.integers(1, longest + 1))

@@ -8,7 +8,17 @@ import torch
 from conftest import TRIGGER, insert_word
 
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
-from frs_hf.fuzzing import dilate, find_area, kl_divergence, select_area
+from frs_hf.fuzzing import (
+    _Mutator,
+    _Oracle,
+    area_cap,
+    dilate,
+    find_area,
+    kl_divergence,
+    reduce_deletion_set,
+    restore_chunks,
+    select_area,
+)
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +168,16 @@ def test_select_area_rule():
     # A coarse span whose finer standout child explains less than half of it stays.
     assert select_area([(0, 6, 4.0), (1, 2, 2.1)], 20, threshold=0.6, min_kl=0.1, max_fraction=0.5) == [(0, 6)]
     assert select_area([], 5, threshold=0.5, min_kl=0.1, max_fraction=0.5) == []
+    # The cap in words binds on long texts: (0, 10) is 10 words, over a 4-word cap; (15, 17) fits.
+    spans = [(0, 10, 3.0), (15, 17, 2.0)]
+    assert select_area(spans, 200, threshold=0.5, min_kl=0.1, max_fraction=0.5) == [(0, 10), (15, 17)]
+    assert select_area(spans, 200, threshold=0.5, min_kl=0.1, max_fraction=0.5, max_words=4) == [(15, 17)]
+
+
+def test_area_cap():
+    assert area_cap(20, 0.5) == 10 and area_cap(20, 0.5, 24) == 10  # short text: the fraction binds
+    assert area_cap(200, 0.5, 24) == 24 and area_cap(200, 0.5) == 100  # long text: the word cap binds
+    assert area_cap(1, 0.1) == 1 and area_cap(10, 0.5, 1) == 1  # never below one word
 
 
 def test_dilate_margin_and_cap():
@@ -167,6 +187,7 @@ def test_dilate_margin_and_cap():
     assert dilate([(5, 6)], 10, margin=3, max_fraction=0.3) == [(4, 7)]  # grows evenly up to the cap
     assert dilate([(5, 6)], 20, margin=0, max_fraction=0.5) == [(5, 6)]
     assert dilate([], 20, margin=3, max_fraction=0.5) == []  # no trigger found: nothing to widen
+    assert dilate([(50, 51)], 200, margin=3, max_fraction=0.5, max_words=5) == [(48, 53)]
     assert all(isinstance(x, int) for span in dilate([(1, 2)], 9, margin=1, max_fraction=1.0) for x in span)
 
 
@@ -185,3 +206,37 @@ def test_kl_divergence():
     p, q = np.array([0.9, 0.1]), np.array([0.5, 0.5])
     assert kl_divergence(p, q) == pytest.approx(0.9 * np.log(1.8) + 0.1 * np.log(0.2))
     assert kl_divergence(p, p) == 0.0
+
+
+def _rule_query(tokenizer, words, *, any_word: bool):
+    """A classifier given as a rule, to test the set shrinking exactly: class 1 with 0.95 when any (or
+    all) of ``words`` is in the text, else 0.1."""
+    ids = {tokenizer.convert_tokens_to_ids(w) for w in words}
+    assert len(ids) == len(words) and tokenizer.unk_token_id not in ids
+
+    def query(sequences):
+        hits = [[t in set(s.tolist()) for t in ids] for s in sequences]
+        on = np.array([any(h) if any_word else all(h) for h in hits])
+        p1 = np.where(on, 0.95, 0.1)
+        return np.stack([1 - p1, p1], axis=1)
+
+    return query
+
+
+@pytest.mark.parametrize("any_word", [True, False])
+def test_shrinking_finds_every_needed_word(tokenizer, any_word):
+    """Three scattered trigger words that act together: restoring chunks finds an any-word trigger,
+    delta debugging an all-words one; `find_area` tries both and flags exactly the triggers."""
+    text = "cf a quietly moving film mn about two sisters and the sea bb that never quite lands"
+    units = segment(tokenizer, [text])[0]
+    triggers = [0, 5, 12]
+    query = _rule_query(tokenizer, ["cf", "mn", "bb"], any_word=any_word)
+    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
+    oracle = _Oracle(query, 200, mutator.original())
+    target = 1.0  # nats: 0.95 -> 0.1 moves ~2.3, any trigger left moves 0
+    shrink = restore_chunks if any_word else reduce_deletion_set
+    assert shrink(mutator, oracle, range(units.num_units), target) == (triggers if any_word else [triggers[0]])
+    result = find_area(units, query, budget=64, max_length=64, margin=0, max_fraction=0.5)
+    assert result.num_forwards <= 64
+    found = [u for a, b in result.area for u in range(a, b)]
+    assert set(triggers if any_word else triggers[:1]) <= set(found) and len(found) <= 3

@@ -138,6 +138,29 @@ def test_randomize_batch_deletes_words_and_keeps_labels(tokenizer, data, tmp_pat
     assert all(u.num_units for u in segment(tokenizer, texts))
 
 
+def test_clean_fraction_leaves_that_share_of_examples_whole(tokenizer, data, tmp_path):
+    batch = DataCollatorWithPadding(tokenizer)([data["train"][i] for i in range(16)])
+    originals = [ids[m.bool()].tolist() for ids, m in zip(batch["input_ids"], batch["attention_mask"], strict=True)]
+
+    def whole_rows(trainer, key):
+        out = trainer.randomize_batch(batch, key)
+        rows = [ids[m.bool()].tolist() for ids, m in zip(out["input_ids"], out["attention_mask"], strict=True)]
+        assert torch.equal(out["labels"], batch["labels"])
+        return sum(row == original for row, original in zip(rows, originals, strict=True))
+
+    everything = make_trainer(
+        tokenizer, data, arguments(tmp_path, frs_omega_low=0.99, frs_omega_high=0.99, frs_clean_fraction=1.0)
+    )
+    assert whole_rows(everything, key=3) == 16
+    half = make_trainer(
+        tokenizer, data, arguments(tmp_path, frs_omega_low=0.99, frs_omega_high=0.99, frs_clean_fraction=0.5)
+    )
+    share = sum(whole_rows(half, key) for key in range(40)) / (40 * 16)
+    assert share == pytest.approx(0.5, abs=0.06)  # at rate 0.99 a randomized copy is (almost) never whole
+    none = make_trainer(tokenizer, data, arguments(tmp_path, frs_omega_low=0.99, frs_omega_high=0.99))
+    assert whole_rows(none, key=3) == 0
+
+
 @pytest.mark.parametrize("update_clip", [0.0, 0.05])
 def test_weight_noise_is_removed_before_the_optimizer_step(tokenizer, data, tmp_path, update_clip):
     """One SGD step equals w - lr * clip(grad at w + noise): the noise shaped the gradient, not the weights."""
@@ -299,6 +322,8 @@ def test_bf16_mixed_precision_trains(tokenizer, data, tmp_path):
         ({"frs_omega_high": -0.1}, "frs_omega_high"),
         ({"frs_update_noise": 0.5}, "frs_update_clip"),
         ({"frs_random_area": 2.0}, "frs_random_area"),
+        ({"frs_clean_fraction": 1.5}, "frs_clean_fraction"),
+        ({"frs_clean_fraction": -0.5}, "frs_clean_fraction"),
         ({"frs_eval_n": -1}, "frs_eval_n"),
         ({"frs_config": {"n0": 5, "n": 2}}, "n0"),
     ],
