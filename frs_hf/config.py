@@ -74,10 +74,18 @@ class FRSConfig:
         ),
     )
     fuzzing_min_kl: float = field(
-        default=0.6,
+        default=1.0,
         metadata=_help(
             "Spans whose mutation moves the output less than this (nats) are never flagged, so that a "
             "text without a trigger usually gets no area at all."
+        ),
+    )
+    fuzzing_dominance: float = field(
+        default=0.1,
+        metadata=_help(
+            "A word found by shrinking a deletion set is flagged only if putting it back alone returns the "
+            "output to within this fraction of the set's move: a trigger forces the output by itself, "
+            "the opinion words of a clean text add up."
         ),
     )
     fuzzing_margin: int = field(
@@ -172,6 +180,8 @@ class FRSConfig:
             )
         if not 0.0 <= self.fuzzing_threshold <= 1.0:
             raise ValueError(f"FRSConfig.fuzzing_threshold must be in [0, 1], got {self.fuzzing_threshold!r}.")
+        if not 0.0 <= self.fuzzing_dominance <= 1.0:
+            raise ValueError(f"FRSConfig.fuzzing_dominance must be in [0, 1], got {self.fuzzing_dominance!r}.")
         for name in ("fuzzing_min_kl", "fuzzing_exploration", "fuzzing_margin"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"FRSConfig.{name} must be >= 0, got {getattr(self, name)!r}.")

@@ -339,6 +339,25 @@ def reduce_deletion_set(mutator: _Mutator, oracle: _Oracle, units: Sequence[int]
     return sorted(kept)
 
 
+def dominant_words(
+    mutator: _Mutator, oracle: _Oracle, kept: Sequence[int], moved: float, tolerance: float
+) -> list[int]:
+    """The words of a deletion set (that moves the output by ``moved`` nats) whose return *alone*
+    brings the output back to within ``tolerance * moved`` of the original; a one-word set is its
+    own dominant word, and a word the budget could not test is left out.
+
+    Why: a backdoor trigger forces the output by itself -- with any one of BadNet's words back in
+    the text the backdoor is on again -- while the opinion words of a clean text add up, and
+    putting one back returns the output only part of the way. The set found by shrinking often
+    holds a few such helper words next to the trigger; flagging only the dominant ones keeps the
+    area on the trigger, and keeps most clean sentences free of any area (docs/fuzzing.md).
+    """
+    if len(kept) < 2:
+        return list(kept)
+    rewards = oracle.rewards([mutator.delete_units([u for u in kept if u != w]) for w in kept])
+    return [w for w, r in zip(kept, rewards, strict=True) if r is not None and r <= tolerance * moved]
+
+
 def _spans_of(units: Sequence[int]) -> list[Span]:
     spans: list[Span] = []
     for u in sorted(int(u) for u in units):
@@ -377,9 +396,10 @@ def find_area(
     seed: int = 0,
     index: int = 0,
     threshold: float = 0.5,
-    min_kl: float = 0.6,
+    min_kl: float = 1.0,
     max_fraction: float = 0.5,
     max_words: int | None = 24,
+    dominance: float = 0.1,
     exploration: float = 1.0,
     batch: int = 8,
     margin: int = 3,
@@ -403,16 +423,17 @@ def find_area(
     elif method == "random":
         spans = random_search(mutator, oracle, units.num_units, rng, area_cap(units.num_units, max_fraction, max_words))
     else:
-        # The tree search gets three quarters of the budget; the rest refines what it found.
+        # The tree search gets three quarters of the budget (a quarter if nothing moves the output by
+        # min_kl); the rest refines what it found: shrinking a set costs ~2 log2(words) forwards a word.
         oracle.budget = budget - budget // 4
         spans = mcts_search(
-            mutator, oracle, units.num_units, rng, exploration=exploration, batch=batch, give_up=(budget // 2, min_kl)
+            mutator, oracle, units.num_units, rng, exploration=exploration, batch=batch, give_up=(budget // 4, min_kl)
         )
         oracle.budget = budget
     spans.sort(key=lambda s: (-s[2], s[1] - s[0], s[0]))
     area = select_area(spans, units.num_units, **rules)
     if method == "mcts":
-        area = _refine(mutator, oracle, units.num_units, spans, area, **rules)
+        area = _refine(mutator, oracle, units.num_units, spans, area, **rules, dominance=dominance)
     area = dilate(area, units.num_units, margin=margin, max_fraction=max_fraction, max_words=max_words)
     return FuzzingResult(spans=spans, area=area, num_forwards=oracle.num_forwards)
 
@@ -428,13 +449,14 @@ def _refine(
     min_kl: float,
     max_fraction: float,
     max_words: int | None,
+    dominance: float,
 ) -> list[Span]:
     """When the best span did not make it into the area (larger than the cap), or nothing stood out
     (e.g. several scattered triggers, none of which matters alone), shrink the best region -- the
     whole text if nothing stood out -- to a small deletion set with :func:`restore_chunks` (then,
     if that set moves the output too little, with :func:`reduce_deletion_set`),
-    and flag that set if deleting it moves the output by at least ``min_kl`` (with the standout
-    spans when both fit under the cap)."""
+    and, if deleting that set moves the output by at least ``min_kl``, flag its
+    :func:`dominant_words` (with the standout spans when both fit under the cap)."""
     best = spans[0] if spans and spans[0][2] >= min_kl else None
     if best is not None and any(a <= best[0] and best[1] <= b for a, b in area):
         return area
@@ -449,7 +471,9 @@ def _refine(
         kept = shrink(mutator, oracle, range(start, end), target)
         moved = oracle.rewards([mutator.delete_units(kept)])[0]
         if moved is not None and moved >= min_kl:
-            break
+            kept = dominant_words(mutator, oracle, kept, moved, dominance)
+            if kept:
+                break
     else:
         return area
     cap = area_cap(num_units, max_fraction, max_words)

@@ -431,6 +431,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             min_kl=config.fuzzing_min_kl,
             max_fraction=config.fuzzing_max_area,
             max_words=config.fuzzing_max_area_words,
+            dominance=config.fuzzing_dominance,
             exploration=config.fuzzing_exploration,
             batch=config.fuzzing_batch,
             margin=config.fuzzing_margin,

@@ -92,6 +92,7 @@ def test_from_pretrained_without_config_returns_none(tmp_path):
         ({"fuzzing_method": "beam"}, "fuzzing_method"),
         ({"fuzzing_max_area": 0.0}, "fuzzing_max_area"),
         ({"fuzzing_max_area_words": 0}, "fuzzing_max_area_words"),
+        ({"fuzzing_dominance": 1.5}, "fuzzing_dominance"),
         ({"fuzzing_max_area_words": 2.5}, "fuzzing_max_area_words"),
         ({"fuzzing_threshold": 1.5}, "fuzzing_threshold"),
         ({"fuzzing_min_kl": -0.1}, "fuzzing_min_kl"),

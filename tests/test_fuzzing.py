@@ -13,6 +13,7 @@ from frs_hf.fuzzing import (
     _Oracle,
     area_cap,
     dilate,
+    dominant_words,
     find_area,
     kl_divergence,
     reduce_deletion_set,
@@ -236,6 +237,12 @@ def test_shrinking_finds_every_needed_word(tokenizer, any_word):
     target = 1.0  # nats: 0.95 -> 0.1 moves ~2.3, any trigger left moves 0
     shrink = restore_chunks if any_word else reduce_deletion_set
     assert shrink(mutator, oracle, range(units.num_units), target) == (triggers if any_word else [triggers[0]])
+    # Of a set holding the triggers and two words that do not matter, only the triggers dominate:
+    # putting any one back turns the rule on again.
+    moved = oracle.rewards([mutator.delete_units(triggers + [2, 8])])[0]
+    expected = triggers if any_word else []  # an all-words trigger stays off with one word back
+    assert dominant_words(mutator, oracle, sorted(triggers + [2, 8]), moved, 0.1) == expected
+    assert dominant_words(mutator, oracle, [5], moved, 0.1) == [5]  # one word is its own dominant word
     result = find_area(units, query, budget=64, max_length=64, margin=0, max_fraction=0.5)
     assert result.num_forwards <= 64
     found = [u for a, b in result.area for u in range(a, b)]
