@@ -123,12 +123,12 @@ class FRSTrainingArguments(TrainingArguments):
 
     def smoothing_config(self) -> FRSConfig:
         """The inference settings: ``frs_config`` with the training rates and weight noise copied in."""
-        for name in ("frs_update_clip", "frs_update_noise", "frs_random_area", "frs_clean_fraction"):
+        for name in ("frs_update_clip", "frs_update_noise"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"FRSTrainingArguments.{name} must be >= 0, got {getattr(self, name)!r}.")
         for name in ("frs_random_area", "frs_clean_fraction"):
-            if getattr(self, name) > 1:
-                raise ValueError(f"FRSTrainingArguments.{name} must be <= 1, got {getattr(self, name)!r}.")
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"FRSTrainingArguments.{name} must be in [0, 1], got {getattr(self, name)!r}.")
         if self.frs_update_noise > 0 and self.frs_update_clip == 0:
             raise ValueError("FRSTrainingArguments.frs_update_noise needs frs_update_clip > 0 (the noise scale).")
         for name in ("frs_eval_n", "frs_eval_max_examples"):
