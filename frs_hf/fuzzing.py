@@ -15,7 +15,8 @@ The search draws from its own random stream, never from the smoothing draws.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,8 @@ from .utils import derive_seed
 # Maps a batch of token sequences (special tokens included) to class probabilities [batch, classes].
 Query = Callable[[list[np.ndarray]], np.ndarray]
 _FUZZING_STREAM = 1  # derive_seed(seed, index, 1): independent of the smoothing draws (seed, index)
+# Forwards that shrinking a deletion set leaves for testing the words it keeps (a trigger is 1-3 words).
+_TEST_RESERVE = 4
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,15 @@ class _Oracle:
     def remaining(self) -> int:
         return self.budget - self.num_forwards
 
+    @contextmanager
+    def holding_back(self, forwards: int) -> Iterator[None]:
+        """Keep ``forwards`` of the budget out of reach inside the block, for what comes after it."""
+        self.budget -= forwards
+        try:
+            yield
+        finally:
+            self.budget += forwards
+
     def rewards(self, sequences: list[np.ndarray]) -> list[float | None]:
         """KL of each sequence's output from the original's; None where the budget ran out."""
         keys = [s.tobytes() for s in sequences]
@@ -222,13 +234,13 @@ def mcts_search(
     exploration: float = 1.0,
     batch: int = 8,
     min_span: int = 1,
-    give_up: tuple[int, float] | None = None,
+    give_up: Sequence[tuple[int, float]] = (),
 ) -> list[tuple[int, int, float]]:
     """UCT over spans with virtual loss; returns every simulated span with its best reward.
 
-    ``give_up=(forwards, reward)`` stops the search once it has spent ``forwards`` without any span
-    reaching ``reward``: nothing localizes (e.g. scattered triggers that only matter together), and
-    the rest of the budget is better spent shrinking a deletion set (:func:`_refine`).
+    Each ``(forwards, reward)`` of ``give_up`` stops the search once it has spent ``forwards`` without
+    any span reaching ``reward``: nothing localizes (e.g. scattered triggers, any one of which keeps
+    the backdoor on), and the rest of the budget is better spent shrinking a deletion set (:func:`_refine`).
     """
     root = _Node(0, num_units)
     nodes = [root]
@@ -258,7 +270,7 @@ def mcts_search(
 
     stalled = 0
     while oracle.remaining > 0 and stalled < 3:
-        if give_up is not None and oracle.num_forwards >= give_up[0] and best < give_up[1]:
+        if any(oracle.num_forwards >= forwards and best < reward for forwards, reward in give_up):
             break
         paths = []
         for _ in range(batch):
@@ -358,6 +370,27 @@ def dominant_words(
     return [w for w, r in zip(kept, rewards, strict=True) if r is not None and r <= tolerance * moved]
 
 
+def _with_partners(
+    mutator: _Mutator, oracle: _Oracle, kept: Sequence[int], dominant: Sequence[int], moved: float, tolerance: float
+) -> list[int]:
+    """The whole set ``kept`` when deleting its ``dominant`` words alone leaves more than ``tolerance``
+    of the set's move undone, else the dominant words.
+
+    Why: with two trigger words the model often leans on one (its return alone turns the backdoor
+    back on) and half-ignores the other -- which still holds part of the backdoor once the first is
+    gone. That other word is not dominant, but without it the text is not trigger-free. A set with
+    a word the budget left untested stays at its dominant words.
+    """
+    if len(dominant) == len(kept):
+        return list(dominant)
+    # Only a set whose every word was tested (the tests are cached) may be flagged whole.
+    tests = [mutator.delete_units([u for u in kept if u != w]) for w in kept] + [mutator.delete_units(dominant)]
+    *each, alone = oracle.rewards(tests)
+    if any(r is None for r in each) or alone is None or alone >= (1 - tolerance) * moved:
+        return list(dominant)
+    return list(kept)
+
+
 def _spans_of(units: Sequence[int]) -> list[Span]:
     spans: list[Span] = []
     for u in sorted(int(u) for u in units):
@@ -423,11 +456,13 @@ def find_area(
     elif method == "random":
         spans = random_search(mutator, oracle, units.num_units, rng, area_cap(units.num_units, max_fraction, max_words))
     else:
-        # The tree search gets three quarters of the budget (a quarter if nothing moves the output by
-        # min_kl); the rest refines what it found: shrinking a set costs ~2 log2(words) forwards a word.
+        # The tree search gets three quarters of the budget; it stops at an eighth (the first round
+        # with the defaults) when nothing moved the output by half of min_kl, at a quarter when nothing
+        # reached min_kl. The rest refines what it found: shrinking costs ~2 log2(words) forwards a word.
         oracle.budget = budget - budget // 4
+        give_up = ((budget // 8, min_kl / 2), (budget // 4, min_kl))
         spans = mcts_search(
-            mutator, oracle, units.num_units, rng, exploration=exploration, batch=batch, give_up=(budget // 4, min_kl)
+            mutator, oracle, units.num_units, rng, exploration=exploration, batch=batch, give_up=give_up
         )
         oracle.budget = budget
     spans.sort(key=lambda s: (-s[2], s[1] - s[0], s[0]))
@@ -456,7 +491,8 @@ def _refine(
     whole text if nothing stood out -- to a small deletion set with :func:`restore_chunks` (then,
     if that set moves the output too little, with :func:`reduce_deletion_set`),
     and, if deleting that set moves the output by at least ``min_kl``, flag its
-    :func:`dominant_words` (with the standout spans when both fit under the cap)."""
+    :func:`dominant_words` (with their partners, :func:`_with_partners`; with the standout spans
+    when both fit under the cap)."""
     best = spans[0] if spans and spans[0][2] >= min_kl else None
     if best is not None and any(a <= best[0] and best[1] <= b for a, b in area):
         return area
@@ -468,11 +504,13 @@ def _refine(
     # trigger in it (an empty text is not a trigger-free one), and the set must stand out anyway.
     target = max(threshold * whole, min_kl)
     for shrink in (restore_chunks, reduce_deletion_set):  # any-word triggers first, then all-words ones
-        kept = shrink(mutator, oracle, range(start, end), target)
+        with oracle.holding_back(_TEST_RESERVE):
+            kept = shrink(mutator, oracle, range(start, end), target)
         moved = oracle.rewards([mutator.delete_units(kept)])[0]
         if moved is not None and moved >= min_kl:
-            kept = dominant_words(mutator, oracle, kept, moved, dominance)
-            if kept:
+            flagged = dominant_words(mutator, oracle, kept, moved, dominance)
+            if flagged:
+                kept = _with_partners(mutator, oracle, kept, flagged, moved, dominance)
                 break
     else:
         return area

@@ -11,11 +11,13 @@ from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
 from frs_hf.fuzzing import (
     _Mutator,
     _Oracle,
+    _with_partners,
     area_cap,
     dilate,
     dominant_words,
     find_area,
     kl_divergence,
+    mcts_search,
     reduce_deletion_set,
     restore_chunks,
     select_area,
@@ -247,3 +249,70 @@ def test_shrinking_finds_every_needed_word(tokenizer, any_word):
     assert result.num_forwards <= 64
     found = [u for a, b in result.area for u in range(a, b)]
     assert set(triggers if any_word else triggers[:1]) <= set(found) and len(found) <= 3
+
+
+def _leaning_query(tokenizer, strong: str, weak: str, weak_alone: float):
+    """A rule classifier with a two-word trigger it leans on unevenly: class 1 with 0.95 when ``strong``
+    is in the text, ``weak_alone`` when only ``weak`` is, else 0.1."""
+    ids = [tokenizer.convert_tokens_to_ids(w) for w in (strong, weak)]
+
+    def query(sequences):
+        p1 = np.array([0.95 if ids[0] in s else weak_alone if ids[1] in s else 0.1 for s in map(set, sequences)])
+        return np.stack([1 - p1, p1], axis=1)
+
+    return query
+
+
+@pytest.mark.parametrize("weak_alone", [0.6, 0.1])
+def test_partner_of_a_dominant_word(tokenizer, weak_alone):
+    """The second word of a trigger the model leans on less is flagged with the first when it still
+    holds part of the backdoor once the first is gone (0.6), and left out when it holds none (0.1)."""
+    text = "cf a quietly moving film about two sisters and the sea mn that never quite lands"
+    units = segment(tokenizer, [text])[0]
+    query = _leaning_query(tokenizer, "cf", "mn", weak_alone)
+    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
+    oracle = _Oracle(query, 200, mutator.original())
+    kept = [0, 11]
+    moved = oracle.rewards([mutator.delete_units(kept)])[0]
+    assert dominant_words(mutator, oracle, kept, moved, 0.1) == [0]  # "mn" alone returns 0.6 or 0.1, not 0.95
+    expected = kept if weak_alone == 0.6 else [0]
+    assert _with_partners(mutator, oracle, kept, [0], moved, 0.1) == expected
+    # Through find_area: the two words sit in different halves; with both in the text, deleting
+    # any span that spares "cf" moves nothing.
+    result = find_area(units, query, budget=64, max_length=64, margin=0, max_fraction=0.5)
+    assert [u for a, b in result.area for u in range(a, b)] == expected
+
+
+def test_partners_need_every_word_tested(tokenizer):
+    """A set with a word the budget did not test stays at its dominant words."""
+    units = segment(tokenizer, ["cf a quietly moving film about two sisters and the sea mn"])[0]
+    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
+    oracle = _Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 3, mutator.original())
+    moved = oracle.rewards([mutator.delete_units([0, 11])])[0]  # budget: 1 forward left
+    assert oracle.remaining == 1
+    assert _with_partners(mutator, oracle, [0, 11], [0], moved, 0.1) == [0]
+
+
+def test_holding_back_budget(tokenizer):
+    units = segment(tokenizer, ["a quietly moving film"])[0]
+    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
+    oracle = _Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 10, mutator.original())
+    with oracle.holding_back(4):
+        assert oracle.remaining == 5
+        assert oracle.rewards([mutator.delete(u, u + 1) for u in range(4)]) != [None] * 4
+        assert oracle.remaining == 1
+    assert oracle.remaining == 5
+
+
+def test_mcts_gives_up_when_nothing_moves(tokenizer):
+    """A text on which no span moves the output: the tree stops after its first round of
+    ``batch`` forwards (give-up point 8) instead of spending its budget."""
+    units = segment(tokenizer, ["a quietly moving film about two sisters and the sea that never quite lands"])[0]
+    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
+    oracle = _Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 48, mutator.original())
+    rng = np.random.default_rng(0)
+    spans = mcts_search(mutator, oracle, units.num_units, rng, batch=8, give_up=((8, 0.5), (16, 1.0)))
+    assert oracle.num_forwards <= 9 and spans  # one round (identical mutations are forwarded once)
+    oracle = _Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 48, mutator.original())
+    mcts_search(mutator, oracle, units.num_units, rng, batch=8)
+    assert oracle.num_forwards > 9  # without give-up points it searches on
