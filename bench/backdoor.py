@@ -52,7 +52,7 @@ from frs_hf.packaged import minilm_path
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "cache" / "backdoor"
 DEFAULT_MAX_LENGTH = {"rotten_tomatoes": 64, "imdb": 256, "bbc_news": 256}
 # Training settings that, when changed, get their own cache folder (a hash suffix).
-DEFAULT_TRAINING = {"epochs": 1, "batch_size": 32, "learning_rate": 5e-5, "max_length": None}
+DEFAULT_TRAINING = {"epochs": 1, "batch_size": 32, "learning_rate": 5e-5, "max_length": None, "max_words": None}
 
 
 def _num_labels(train: Dataset) -> tuple[int, list[str] | None]:
@@ -80,12 +80,23 @@ def evaluate_backdoor(model, tokenizer, test: Dataset, triggered: Dataset, targe
 
 
 def poisoning_splits(
-    dataset: str, attack: str, train_size: int | None = None, seed: int = 0, attack_kwargs: dict | None = None
+    dataset: str,
+    attack: str,
+    train_size: int | None = None,
+    seed: int = 0,
+    attack_kwargs: dict | None = None,
+    max_words: int | None = None,
 ):
     """``(attack config, train, test)`` as `backdoored_model` uses them: ``train`` is the clean train split
-    (a seeded subset of ``train_size``), to be poisoned with `frs_hf.attacks.poison_dataset`."""
+    (a seeded subset of ``train_size``), to be poisoned with `frs_hf.attacks.poison_dataset`.
+
+    ``max_words`` cuts every text to its first words *before* poisoning, so that a trigger inserted
+    at a random position is always inside the model's window (BBC News articles run to 600 words).
+    """
     config = get_attack(attack, **{"seed": seed, **(attack_kwargs or {})})
     data = load_any_dataset(dataset)
+    if max_words is not None:
+        data = data.map(lambda text: {"text": " ".join(text.split()[:max_words])}, input_columns="text")
     train, test = data["train"], data["test"]
     if train_size is not None and train_size < len(train):
         train = train.shuffle(seed=seed).select(range(train_size))
@@ -124,16 +135,18 @@ def backdoored_model(
     learning_rate: float = 5e-5,
     attack_kwargs: dict[str, Any] | None = None,
     retrain: bool = False,
+    max_words: int | None = None,
 ):
     """A MiniLM fine-tuned on ``dataset``'s train split poisoned by ``attack``: ``(model, tokenizer, info)``.
 
     ``train_size`` takes a seeded random subset of the train split (None: all of it); ``max_length``
     defaults to 64 tokens for Rotten Tomatoes and 256 for IMDB / BBC News; ``attack_kwargs`` go to
-    the attack config (e.g. ``{"poison_rate": 0.0}`` for a clean reference model). ``info`` holds
+    the attack config (e.g. ``{"poison_rate": 0.0}`` for a clean reference model); ``max_words`` cuts
+    every text to its first words (`poisoning_splits`). ``info`` holds
     the settings, CA, ASR and the training time of the run that filled the cache.
     """
     attack_kwargs = dict(attack_kwargs or {})
-    config, train, test = poisoning_splits(dataset, attack, train_size, seed, attack_kwargs)
+    config, train, test = poisoning_splits(dataset, attack, train_size, seed, attack_kwargs, max_words)
     if config.is_checkpoint_attack:
         raise ValueError(f"{attack!r} poisons a checkpoint, not the training data: use bench/checkpoint_poisoning.py.")
     settings = {
@@ -144,6 +157,7 @@ def backdoored_model(
         "train_size": train_size,
         "epochs": epochs,
         "max_length": max_length,
+        "max_words": max_words,
         "seed": seed,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
@@ -203,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-size", type=int, default=None, help="Seeded random subset of the train split.")
     p.add_argument("--epochs", type=float, default=1)
     p.add_argument("--max-length", type=int, default=None, help="Tokens (default: 64 Rotten Tomatoes, 256 IMDB).")
+    p.add_argument("--max-words", type=int, default=None, help="Cut every text to its first words (BBC News).")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=5e-5)
     p.add_argument("--seed", type=int, default=0)
@@ -228,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         learning_rate=args.learning_rate,
         attack_kwargs=attack_kwargs,
         retrain=args.retrain,
+        max_words=args.max_words,
     )
     wall = time.perf_counter() - start
     print(

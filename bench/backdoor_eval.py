@@ -187,9 +187,10 @@ def load_models(args: argparse.Namespace, frs: dict[str, Any]) -> dict[str, Any]
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             attack_kwargs=attack_kwargs,
+            max_words=args.max_words,
         )
         config, clean_train, test = poisoning_splits(
-            args.dataset, args.attack, args.train_size, args.model_seed, attack_kwargs
+            args.dataset, args.attack, args.train_size, args.model_seed, attack_kwargs, args.max_words
         )
         max_length = info["max_length"]
         out["undefended"] = {k: info[k] for k in ("clean_accuracy", "attack_success_rate", "num_test", "train_time_s")}
@@ -211,6 +212,7 @@ def load_models(args: argparse.Namespace, frs: dict[str, Any]) -> dict[str, Any]
             "batch_size": args.batch_size,
             "learning_rate": args.learning_rate,
             "max_length": max_length,
+            **({"max_words": args.max_words} if args.max_words else {}),  # absent: old cache keys stay valid
             "seed": args.model_seed,
         }
         name = f"{args.scenario}-{args.dataset.replace('/', '--')}-{args.attack}-{len(frs_train)}-{args.model_seed}"
@@ -250,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--learning-rate", type=float, default=5e-5, help="B/C data attacks (A: 5e-5).")
     g.add_argument("--batch-size", type=int, default=32, help="B/C data attacks (A: 32).")
     g.add_argument("--max-length", type=int, help="Tokens (default: 64 Rotten Tomatoes, 256 IMDB / BBC News).")
+    g.add_argument("--max-words", type=int, help="Cut every text to its first words before poisoning (BBC News).")
     g.add_argument("--poison-rate", type=float, help="Attack's poison rate (default: the attack's).")
     g.add_argument("--target-label", type=int, help="Attack's target label (default: the attack's, 1).")
     g.add_argument("--ripple-steps", type=int, default=checkpoint_poisoning.RIPPLE_STEPS)
@@ -275,8 +278,11 @@ def main(argv: list[str] | None = None) -> None:
     checkpoint_attack = get_attack(args.attack).is_checkpoint_attack
     if checkpoint_attack and args.dataset != "rotten_tomatoes":
         p.error("EP and RIPPLe checkpoints (bench/checkpoint_poisoning.py) are Rotten Tomatoes only.")
-    if checkpoint_attack and (args.learning_rate != 5e-5 or args.batch_size != 32 or args.max_length):
-        p.error("--learning-rate, --batch-size, --max-length: the checkpoint victims use 5e-5, 32 and 64 tokens.")
+    if checkpoint_attack and (args.learning_rate != 5e-5 or args.batch_size != 32 or args.max_length or args.max_words):
+        p.error(
+            "--learning-rate, --batch-size, --max-length, --max-words: "
+            "the checkpoint victims use 5e-5, 32 and 64 tokens and whole texts."
+        )
     known = [*BASELINES, "frs"] + (["frs-plain-trained"] if args.scenario != "C" else [])
     args.defense_names = [d.strip() for d in (args.defenses or ",".join(known)).split(",") if d.strip()]
     unknown = [d for d in args.defense_names if d not in known]
