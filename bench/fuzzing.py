@@ -6,7 +6,8 @@ texts of the non-target class:
 - capture: the vulnerable area contains *every* trigger word, over all triggered texts and over
   the "flipped" ones (the plain model's prediction goes from the true label to the target only
   because of the trigger; where it does not, removing the trigger changes nothing and no search
-  can see it);
+  can see it), and over the texts where the trigger *matters*: deleting it moves the model's
+  output by at least ``fuzzing_min_kl`` (the floor below which the area rule flags nothing);
 - forwards per input (mean / max), the original text included;
 - on the same texts without the trigger: the area's median (and mean) fraction of the words, and
   how often the area is empty.
@@ -26,12 +27,14 @@ import time
 
 import numpy as np
 import torch
-from backdoor import DEFAULT_MAX_LENGTH, backdoored_model, predict
+from backdoor import DEFAULT_MAX_LENGTH, backdoored_model
 from transformers.utils import logging as hf_logging
 
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
 from frs_hf.attacks import get_attack, triggered_test_set
+from frs_hf.baselines import class_probabilities
 from frs_hf.data import load_packaged_dataset
+from frs_hf.fuzzing import kl_divergence
 
 # (method, margin): None keeps FRSConfig's fuzzing_margin; "mcts" with margin 0 shows what the margin adds.
 VARIANTS = (("mcts", None), ("mcts", 0), ("occlusion", None), ("random", None))
@@ -44,13 +47,16 @@ def run(dataset: str, attack: str, num_test: int, budget: int, seed: int, traini
     test = load_packaged_dataset(dataset)["test"]
     triggered = triggered_test_set(test, attack_config).select(range(num_test))
     clean = test.filter(lambda y: y != attack_config.target_label, input_columns="label").select(range(num_test))
-    clean_pred = predict(model, tokenizer, list(clean["text"]), max_length)
-    trig_pred = predict(model, tokenizer, list(triggered["text"]), max_length)
-    flipped = (clean_pred != attack_config.target_label) & (trig_pred == attack_config.target_label)
+    # triggered[i] is clean[i] with the trigger inserted (both: the non-target test rows, in order).
+    clean_probs = class_probabilities(model, tokenizer, list(clean["text"]), max_length=max_length)
+    trig_probs = class_probabilities(model, tokenizer, list(triggered["text"]), max_length=max_length)
+    target = attack_config.target_label
+    flipped = (clean_probs.argmax(-1) != target) & (trig_probs.argmax(-1) == target)
 
     smoothed = SmoothedModelForSequenceClassification.from_model(
         model, tokenizer, FRSConfig(fuzzing_budget=budget, max_length=max_length, seed=seed)
     )
+    matters = kl_divergence(clean_probs, trig_probs) >= smoothed.frs_config.fuzzing_min_kl
     triggered_units = segment(tokenizer, list(triggered["text"]))
     clean_units = segment(tokenizer, list(clean["text"]))
     rows = []
@@ -79,6 +85,7 @@ def run(dataset: str, attack: str, num_test: int, budget: int, seed: int, traini
                 "undefended CA / ASR": f"{info['clean_accuracy']:.3f} / {info['attack_success_rate']:.3f}",
                 "capture (all)": f"{captured.mean():.3f}",
                 "capture (flipped)": f"{captured[flipped].mean():.3f} ({flipped.sum()})",
+                "capture (trigger matters)": f"{captured[matters].mean():.3f} ({matters.sum()})",
                 "forwards mean / max": f"{np.mean(forwards):.1f} / {max(forwards)}",
                 "clean area median / mean": f"{np.median(fractions):.3f} / {np.mean(fractions):.3f}",
                 "clean empty": f"{np.mean(np.array(fractions) == 0):.2f}",
