@@ -40,6 +40,9 @@ def test_undefended_metrics_match_the_plain_model(report, planted_trigger_model,
     assert run.summary["clean_accuracy"] == pytest.approx(np.mean(clean_pred == np.array(clean_labels)))
     assert run.summary["attack_success_rate"] == pytest.approx(np.mean(trig_pred == 1))
     assert run.summary["attack_success_rate"] > 0.9  # the planted backdoor works undefended
+    non_target = np.array(clean_labels) != 1
+    assert run.summary["num_clean_non_target"] == non_target.sum() > 0
+    assert run.summary["asr_floor"] == pytest.approx(np.mean(clean_pred[non_target] == 1))
     assert run.summary["mean_certified_radius"] is None and "certified_accuracy@1" not in run.summary
 
 
@@ -83,13 +86,15 @@ def test_one_seed_gets_binomial_intervals(planted_trigger_model, tokenizer):
     cell = report.table()["none"]["clean_accuracy"]
     k = round(cell["mean"] * 10)
     assert (cell["low"], cell["high"]) == proportion_interval(k, 10)
+    floor, n = report.table()["none"]["asr_floor"], report.runs[0].summary["num_clean_non_target"]
+    assert (floor["low"], floor["high"]) == proportion_interval(round(floor["mean"] * n), n)  # out of n, not 10
     assert math.isnan(report.table()["none"]["seconds_per_example"]["low"])
 
 
 def test_save_writes_markdown_json_and_png(report, tmp_path):
     paths = report.save(tmp_path)
     markdown = (tmp_path / "report.md").read_text()
-    assert markdown.startswith("| defense | CA | ASR | PA |") and "| uniform |" in markdown
+    assert markdown.startswith("| defense | CA | ASR | ASR floor | PA |") and "| uniform |" in markdown
     assert "Student-t over seeds 0, 1" in markdown
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["table"]["uniform"]["seeds"] == [0, 1] and len(data["runs"]) == 4

@@ -21,12 +21,19 @@ from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
 from ..baselines.base import Defense, DefenseOutput
-from .metrics import mean_interval, proportion_interval, summarize_attack, summarize_certification
+from .metrics import (
+    attack_success_rate,
+    mean_interval,
+    proportion_interval,
+    summarize_attack,
+    summarize_certification,
+)
 
 # The proportions every run reports, in table order.
 _COLUMNS = (
     "clean_accuracy",
     "attack_success_rate",
+    "asr_floor",
     "poisoned_accuracy",
     "triggered_abstention_rate",
     "clean_abstention_rate",
@@ -38,6 +45,8 @@ def _is_proportion(key: str) -> bool:
 
 
 def _test_set_size(key: str) -> str:
+    if key == "asr_floor":
+        return "num_clean_non_target"
     return (
         "num_triggered"
         if key in ("attack_success_rate", "poisoned_accuracy", "triggered_abstention_rate")
@@ -95,7 +104,7 @@ class BackdoorReport:
         table = self.table(confidence)
         radii = range(1, self.max_radius + 1)
         has_area = any(f"area_certified_accuracy@{r}" in row for row in table.values() for r in radii)
-        header = ["defense", "CA", "ASR", "PA", "abstained (triggered)"]
+        header = ["defense", "CA", "ASR", "ASR floor", "PA", "abstained (triggered)"]
         header += [f"cert. acc. r≥{r}" for r in radii]
         header += [f"area cert. acc. r≥{r}" for r in radii] if has_area else []
         header += ["s / example"]
@@ -120,7 +129,8 @@ class BackdoorReport:
             f"Percentages with {int(confidence * 100)}% intervals ("
             + ("Student-t over seeds " + ", ".join(map(str, seeds)) if len(seeds) > 1 else "exact binomial, one seed")
             + f"). Target label {self.target_label}. ASR counts predictions of the target on triggered non-target "
-            "texts; abstentions and rejections are not successes and are shown separately. Certified accuracy: "
+            "texts; abstentions and rejections are not successes and are shown separately. ASR floor: the same "
+            "on the clean non-target texts, i.e. the ASR of a trigger that does nothing. Certified accuracy: "
             "correct with a certified radius ≥ r on the clean test set: word insertions, deletions and "
             "substitutions anywhere for deletion smoothing, substitutions only for uniform masking; area: FRS's "
             "removals inside the fuzzed area (see docs/theory.md and docs/baselines.md for what each assumes)."
@@ -160,12 +170,17 @@ def _summarize(
     predictions = [o.label for o in clean]
     cert = summarize_certification(clean_labels, predictions, [o.radius for o in clean], max_radius=max_radius)
     attack = summarize_attack(triggered_labels, [o.label for o in triggered], target_label)
+    # What the defended classifier does to non-target texts *without* the trigger: the part of the ASR
+    # that is its own error, not the trigger's doing.
+    non_target = [p for p, y in zip(predictions, clean_labels, strict=True) if y != target_label]
     summary = {
         "num_clean": cert["num_examples"],
+        "num_clean_non_target": len(non_target),
         "num_triggered": attack["num_examples"],
         "clean_accuracy": cert["clean_accuracy"],
         "clean_abstention_rate": cert["abstention_rate"],
         "attack_success_rate": attack["attack_success_rate"],
+        "asr_floor": attack_success_rate(non_target, target_label) if non_target else None,
         "poisoned_accuracy": attack["poisoned_accuracy"],
         "triggered_abstention_rate": attack["abstention_rate"],
         "triggered_rejection_rate": float(np.mean([o.rejected for o in triggered])),
