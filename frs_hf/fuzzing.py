@@ -457,10 +457,10 @@ def find_area(
         spans = random_search(mutator, oracle, units.num_units, rng, area_cap(units.num_units, max_fraction, max_words))
     else:
         # The tree search gets three quarters of the budget; it stops at an eighth (the first round
-        # with the defaults) when nothing moved the output by half of min_kl, at a quarter when nothing
-        # reached min_kl. The rest refines what it found: shrinking costs ~2 log2(words) forwards a word.
+        # with the defaults) when nothing moved the output at all (an eighth of min_kl), at a quarter
+        # when nothing reached min_kl. The rest refines what it found: shrinking costs ~2 log2(words) forwards a word.
         oracle.budget = budget - budget // 4
-        give_up = ((budget // 8, min_kl / 2), (budget // 4, min_kl))
+        give_up = ((budget // 8, min_kl / 8), (budget // 4, min_kl))
         spans = mcts_search(
             mutator, oracle, units.num_units, rng, exploration=exploration, batch=batch, give_up=give_up
         )
