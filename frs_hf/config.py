@@ -88,6 +88,15 @@ class FRSConfig:
             "the opinion words of a clean text add up."
         ),
     )
+    fuzzing_partner_words: bool = field(
+        default=False,
+        metadata=_help(
+            "Also flag the rest of a shrunk set when deleting its dominant words alone leaves part of the move "
+            "undone: catches a second trigger word the model half-ignores (BadNet capture +2.5 points on Rotten "
+            "Tomatoes) but flags opinion words on clean texts (FRS clean accuracy -11 points there; "
+            "docs/fuzzing.md)."
+        ),
+    )
     fuzzing_margin: int = field(
         default=3,
         metadata=_help(

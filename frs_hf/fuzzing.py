@@ -433,6 +433,7 @@ def find_area(
     max_fraction: float = 0.5,
     max_words: int | None = 24,
     dominance: float = 0.1,
+    partner_words: bool = False,
     exploration: float = 1.0,
     batch: int = 8,
     margin: int = 3,
@@ -468,7 +469,9 @@ def find_area(
     spans.sort(key=lambda s: (-s[2], s[1] - s[0], s[0]))
     area = select_area(spans, units.num_units, **rules)
     if method == "mcts":
-        area = _refine(mutator, oracle, units.num_units, spans, area, **rules, dominance=dominance)
+        area = _refine(
+            mutator, oracle, units.num_units, spans, area, **rules, dominance=dominance, partner_words=partner_words
+        )
     area = dilate(area, units.num_units, margin=margin, max_fraction=max_fraction, max_words=max_words)
     return FuzzingResult(spans=spans, area=area, num_forwards=oracle.num_forwards)
 
@@ -485,14 +488,15 @@ def _refine(
     max_fraction: float,
     max_words: int | None,
     dominance: float,
+    partner_words: bool,
 ) -> list[Span]:
     """When the best span did not make it into the area (larger than the cap), or nothing stood out
     (e.g. several scattered triggers, none of which matters alone), shrink the best region -- the
     whole text if nothing stood out -- to a small deletion set with :func:`restore_chunks` (then,
     if that set moves the output too little, with :func:`reduce_deletion_set`),
     and, if deleting that set moves the output by at least ``min_kl``, flag its
-    :func:`dominant_words` (with their partners, :func:`_with_partners`; with the standout spans
-    when both fit under the cap)."""
+    :func:`dominant_words` (with their partners if ``partner_words``, :func:`_with_partners`; with the
+    standout spans when both fit under the cap)."""
     best = spans[0] if spans and spans[0][2] >= min_kl else None
     if best is not None and any(a <= best[0] and best[1] <= b for a, b in area):
         return area
@@ -510,7 +514,7 @@ def _refine(
         if moved is not None and moved >= min_kl:
             flagged = dominant_words(mutator, oracle, kept, moved, dominance)
             if flagged:
-                kept = _with_partners(mutator, oracle, kept, flagged, moved, dominance)
+                kept = _with_partners(mutator, oracle, kept, flagged, moved, dominance) if partner_words else flagged
                 break
     else:
         return area

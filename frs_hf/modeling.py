@@ -432,6 +432,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             max_fraction=config.fuzzing_max_area,
             max_words=config.fuzzing_max_area_words,
             dominance=config.fuzzing_dominance,
+            partner_words=config.fuzzing_partner_words,
             exploration=config.fuzzing_exploration,
             batch=config.fuzzing_batch,
             margin=config.fuzzing_margin,
