@@ -18,7 +18,9 @@ Measured on 2 shared CPU cores (1 epoch, batch 32, lr 5e-5): Rotten Tomatoes Bad
 99.8%, AddSent CA 81.2% / ASR 99.8% (clean model: CA 82.5%), about 2 min each. IMDB BadNet on 4,000
 reviews at 256 tokens: CA 84.0% but ASR only 20.6% (about 23 min under load): one epoch at 5e-5 is too
 little for a 1-3-word trigger in a long review (it is within the first 256 tokens in 91% of the triggered
-test reviews), so IMDB needs more epochs, a higher learning rate or a higher poison rate.
+test reviews), so IMDB needs more epochs, a higher learning rate or a higher poison rate (3,000 reviews,
+2 epochs at 1e-4, 20% poisoned: CA 82.9%, ASR 94.3%). BBC News, cut to 80 words, 4 epochs at 1e-4, 20%
+poisoned: CA 96.9%, ASR 100% (10% poisoned, 3 epochs: ASR 1.6%).
 """
 
 from __future__ import annotations
