@@ -366,8 +366,13 @@ def dominant_words(
     """
     if len(kept) < 2:
         return list(kept)
-    rewards = oracle.rewards([mutator.delete_units([u for u in kept if u != w]) for w in kept])
+    rewards = _one_back(mutator, oracle, kept)
     return [w for w, r in zip(kept, rewards, strict=True) if r is not None and r <= tolerance * moved]
+
+
+def _one_back(mutator: _Mutator, oracle: _Oracle, kept: Sequence[int]) -> list[float | None]:
+    """For each word of the deletion set ``kept``: the reward with that word alone put back."""
+    return oracle.rewards([mutator.delete_units([u for u in kept if u != w]) for w in kept])
 
 
 def _with_partners(
@@ -383,10 +388,11 @@ def _with_partners(
     """
     if len(dominant) == len(kept):
         return list(dominant)
-    # Only a set whose every word was tested (the tests are cached) may be flagged whole.
-    tests = [mutator.delete_units([u for u in kept if u != w]) for w in kept] + [mutator.delete_units(dominant)]
-    *each, alone = oracle.rewards(tests)
-    if any(r is None for r in each) or alone is None or alone >= (1 - tolerance) * moved:
+    # Only a set whose every word was tested by `dominant_words` (cached: no forward) may be flagged whole.
+    if any(r is None for r in _one_back(mutator, oracle, kept)):
+        return list(dominant)
+    alone = oracle.rewards([mutator.delete_units(dominant)])[0]
+    if alone is None or alone >= (1 - tolerance) * moved:
         return list(dominant)
     return list(kept)
 
