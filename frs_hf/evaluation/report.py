@@ -44,14 +44,17 @@ def _is_proportion(key: str) -> bool:
     return key in _COLUMNS or key.startswith(("certified_accuracy@", "area_certified_accuracy@"))
 
 
+# The test set each proportion is over, for its binomial interval (others: the clean texts).
+_TEST_SET_SIZE = {
+    "attack_success_rate": "num_triggered",
+    "poisoned_accuracy": "num_triggered",
+    "triggered_abstention_rate": "num_triggered",
+    "asr_floor": "num_clean_non_target",
+}
+
+
 def _test_set_size(key: str) -> str:
-    if key == "asr_floor":
-        return "num_clean_non_target"
-    return (
-        "num_triggered"
-        if key in ("attack_success_rate", "poisoned_accuracy", "triggered_abstention_rate")
-        else "num_clean"
-    )
+    return _TEST_SET_SIZE.get(key, "num_clean")
 
 
 @dataclass
