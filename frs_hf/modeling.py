@@ -338,13 +338,12 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         indices = list(range(len(texts))) if indices is None else [int(i) for i in indices]
         max_length = self.max_length(config)
         all_units = segment(self.tokenizer, texts)
-        for i, units in enumerate(all_units):
-            if len(units.token_ids) + units.num_special > max_length:
-                logger.warning_once(
-                    f"Text {i} has {len(units.token_ids) + units.num_special} tokens, more than max_length="
-                    f"{max_length}: each randomized copy is truncated to max_length *after* deletion, which the "
-                    "certificate accounts for (see docs/theory.md)."
-                )
+        if any(len(units.token_ids) + units.num_special > max_length for units in all_units):
+            # Once per max_length, not per text: a corpus of long reviews would otherwise log every input.
+            logger.warning_once(
+                f"Some texts have more than max_length={max_length} tokens: each randomized copy is truncated to "
+                "max_length *after* deletion, which the certificate accounts for (see docs/theory.md)."
+            )
         per_chunk = max(1, _COPIES_PER_CHUNK // num_copies)
         out: list[_Votes] = []
         bar = tqdm(
