@@ -36,14 +36,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from common import print_header, setup
 from datasets import ClassLabel, Dataset
-from datasets.utils.logging import disable_progress_bar
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     set_seed,
 )
-from transformers.utils import logging as hf_logging
 
 from frs_hf.attacks import get_attack, poison_dataset, triggered_test_set
 from frs_hf.baselines import class_probabilities
@@ -228,9 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--retrain", action="store_true", help="Train again even if the cache has the model.")
     args = p.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    hf_logging.disable_progress_bar()
-    disable_progress_bar()
+    setup(args.threads)
+    print_header()
     attack_kwargs = {} if args.poison_rate is None else {"poison_rate": args.poison_rate}
     start = time.perf_counter()
     _, _, info = backdoored_model(

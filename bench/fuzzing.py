@@ -20,15 +20,11 @@ texts of the non-target class:
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import sys
 import time
 
 import numpy as np
-import torch
 from backdoor import DEFAULT_MAX_LENGTH, backdoored_model
-from transformers.utils import logging as hf_logging
+from common import print_header, setup
 
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
 from frs_hf.attacks import get_attack, triggered_test_set
@@ -111,19 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     group.add_argument("--poison-rate", type=float, default=None, help="Default: the attack's (0.1).")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's).")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup(args.threads)
+    print_header()
     training = {"train_size": args.train_size, "epochs": args.epochs, "learning_rate": args.learning_rate}
     if args.poison_rate is not None:
         training["attack_kwargs"] = {"poison_rate": args.poison_rate}
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    print(f"command: python {' '.join(sys.argv)}")
-    threads = torch.get_num_threads()
-    print(
-        f"machine: {platform.machine()} | nproc={os.cpu_count()} | torch {torch.__version__}, threads={threads} "
-        f"| load avg {os.getloadavg()[0]:.2f}"
-    )
     rows = [
         r
         for d in args.datasets

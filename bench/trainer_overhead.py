@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
 import statistics
-import sys
 import time
 
-import torch
-from datasets.utils.logging import disable_progress_bar
+from common import print_header, setup
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -35,7 +31,6 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.utils import logging as hf_logging
 
 from frs_hf.data import load_packaged_dataset
 from frs_hf.packaged import minilm_path
@@ -75,16 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: leave as is).")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    disable_progress_bar()
-    print("command:", shlex.join(["python", *sys.argv]))
-    print(
-        f"machine: {platform.machine()} | nproc={os.cpu_count()} | torch {torch.__version__}, "
-        f"threads={torch.get_num_threads()} | load avg {os.getloadavg()[0]:.2f}"
-    )
+    setup(args.threads)
+    print_header()
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     needed = args.rounds * args.steps * args.batch_size

@@ -20,24 +20,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
-import shlex
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from backdoor import predict
-from datasets.utils.logging import disable_progress_bar
+from common import print_header, setup
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     set_seed,
 )
-from transformers.utils import logging as hf_logging
 
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
 from frs_hf.data import load_packaged_dataset
@@ -113,16 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's).")
     p.add_argument("--retrain", action="store_true")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    disable_progress_bar()
-    print("command:", shlex.join(["python", *sys.argv]))
-    print(
-        f"machine: {platform.machine()} | nproc={os.cpu_count()} | torch {torch.__version__}, "
-        f"threads={torch.get_num_threads()} | load avg {os.getloadavg()[0]:.2f}"
-    )
+    setup(args.threads)
+    print_header()
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     data = load_packaged_dataset("rotten_tomatoes")

@@ -1,0 +1,41 @@
+"""What every benchmark script does before it measures: quiet logs, its torch threads, and a header
+that names the command and the machine (docs/benchmarks.md quotes both next to each table)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+import time
+
+import torch
+from datasets.utils.logging import disable_progress_bar
+from transformers.utils import logging as hf_logging
+
+
+def setup(threads: int | None = None, *, progress: bool = False) -> None:
+    """Set torch's threads (None: torch's default) and silence transformers' warnings and, unless
+    ``progress``, the progress bars of transformers and datasets (they would bury the tables)."""
+    if threads:
+        torch.set_num_threads(threads)
+    hf_logging.set_verbosity_error()
+    if not progress:
+        hf_logging.disable_progress_bar()
+        disable_progress_bar()
+
+
+def print_header(argv: list[str] | None = None) -> tuple[str, str]:
+    """Print and return the ``command:`` and ``machine:`` lines, with a warning when other processes
+    share the cores (timings are then noisy; the docs report ratios measured in one process)."""
+    command = shlex.join(["python", *(sys.argv if argv is None else argv)])
+    load = os.getloadavg()
+    cores = os.cpu_count() or 1
+    machine = (
+        f"{platform.platform()} | nproc={cores} | torch {torch.__version__}, threads={torch.get_num_threads()} "
+        f"| load avg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} | {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+    )
+    print(f"command: {command}\nmachine: {machine}", flush=True)
+    if load[0] > cores:
+        print(f"WARNING: load average {load[0]:.1f} > {cores} cores: other processes share them; timings are noisy.")
+    return command, machine
