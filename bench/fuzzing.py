@@ -15,12 +15,14 @@ texts of the non-target class:
     python bench/fuzzing.py                                # Rotten Tomatoes, BadNet + AddSent
     python bench/fuzzing.py --datasets imdb --attacks badnet --num-test 30 --train-size 3000 --epochs 2 \
         --learning-rate 1e-4 --poison-rate 0.2   # long reviews (about 230 words)
+    python bench/fuzzing.py --methods mcts --budget 128   # one area finder, another budget
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from backdoor import DEFAULT_MAX_LENGTH, backdoored_model
@@ -32,11 +34,24 @@ from frs_hf.baselines import class_probabilities
 from frs_hf.data import load_packaged_dataset
 from frs_hf.fuzzing import kl_divergence
 
-# (method, margin): None keeps FRSConfig's fuzzing_margin; "mcts" with margin 0 shows what the margin adds.
-VARIANTS = (("mcts", None), ("mcts", 0), ("occlusion", None), ("random", None))
+# name: (method, margin); None keeps FRSConfig's fuzzing_margin, "mcts-margin0" shows what the margin adds.
+VARIANTS = {
+    "mcts": ("mcts", None),
+    "mcts-margin0": ("mcts", 0),
+    "occlusion": ("occlusion", None),
+    "random": ("random", None),
+}
 
 
-def run(dataset: str, attack: str, num_test: int, budget: int, seed: int, training: dict) -> list[dict]:
+def run(
+    dataset: str,
+    attack: str,
+    num_test: int,
+    budget: int,
+    seed: int,
+    training: dict,
+    variants: Sequence[str] = tuple(VARIANTS),
+) -> list[dict]:
     model, tokenizer, info = backdoored_model(dataset, attack, **training)
     max_length = DEFAULT_MAX_LENGTH[dataset]
     attack_config = get_attack(attack, seed=seed)
@@ -56,7 +71,7 @@ def run(dataset: str, attack: str, num_test: int, budget: int, seed: int, traini
     triggered_units = segment(tokenizer, list(triggered["text"]))
     clean_units = segment(tokenizer, list(clean["text"]))
     rows = []
-    for method, margin in VARIANTS:
+    for method, margin in (VARIANTS[v] for v in variants):
         config = smoothed.frs_config.replace(fuzzing_method=method, fuzzing_margin=margin)
         start = time.perf_counter()
         captured, forwards, fractions = [], [], []
@@ -100,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-test", type=int, default=200, help="Triggered texts (and as many clean ones).")
     parser.add_argument("--budget", type=int, default=64, help="Forward budget of MCTS and random spans.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="Area finders (default: all)."
+    )
     group = parser.add_argument_group("the backdoored model (bench/backdoor.py; trained once, then cached)")
     group.add_argument("--train-size", type=int, default=None)
     group.add_argument("--epochs", type=float, default=1)
@@ -116,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         r
         for d in args.datasets
         for a in args.attacks
-        for r in run(d, a, args.num_test, args.budget, args.seed, training)
+        for r in run(d, a, args.num_test, args.budget, args.seed, training, args.methods)
     ]
     print("\n| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:
