@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--alpha", type=float, default=0.05)
     g.add_argument("--omega-low", type=float, default=0.2, help="FRS deletion rate outside the fuzzed area.")
     g.add_argument("--omega-high", type=float, default=0.95, help="FRS deletion rate inside the fuzzed area.")
+    g.add_argument(
+        "--fuzzing-budget", type=int, default=FRSConfig.fuzzing_budget, help="FRS fuzzing forwards per text."
+    )
     g.add_argument("--uniform-rate", type=float, default=0.5, help="Deletion rate of uniform-deletion.")
     g.add_argument("--masking-rate", type=float, default=0.5, help="Masking rate of uniform-masking.")
     g.add_argument(
@@ -303,6 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     smoothing = FRSConfig(
         omega_low=args.omega_low,
         omega_high=args.omega_high,
+        fuzzing_budget=args.fuzzing_budget,
         n=args.n,
         n0=args.n0,
         alpha=args.alpha,
@@ -373,7 +377,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\nScenario {args.scenario}, {args.dataset}, {args.attack} (target label {config.target_label}); "
         f"{len(clean_texts)} clean + {len(triggered_texts)} triggered test texts; smoothing n={args.n}, "
-        f"n0={args.n0}, alpha={args.alpha}, FRS omega {args.omega_low}/{args.omega_high}, uniform deletion "
+        f"n0={args.n0}, alpha={args.alpha}, FRS omega {args.omega_low}/{args.omega_high} "
+        f"(fuzzing budget {args.fuzzing_budget}), uniform deletion "
         f"{args.uniform_rate}, masking {args.masking_rate}, weight noise sigma {sigma}"
         + (f"; FRSTrainer {frs}" if args.scenario != "C" else "; FRS through the pipeline")
     )
