@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", nargs="+", default=["rotten_tomatoes"], choices=["rotten_tomatoes", "imdb"])
     parser.add_argument("--attacks", nargs="+", default=["badnet", "addsent"])
     parser.add_argument("--num-test", type=int, default=200, help="Triggered texts (and as many clean ones).")
-    parser.add_argument("--budget", type=int, default=64, help="Forward budget of MCTS and random spans.")
+    parser.add_argument(
+        "--budget", type=int, default=FRSConfig.fuzzing_budget, help="Forward budget of MCTS and random spans."
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="Area finders (default: all)."
