@@ -80,6 +80,13 @@ def evaluate_backdoor(model, tokenizer, test: Dataset, triggered: Dataset, targe
     }
 
 
+def cut_words(data, max_words: int | None):
+    """Every text cut to its first ``max_words`` words (None: unchanged)."""
+    if max_words is None:
+        return data
+    return data.map(lambda text: {"text": " ".join(text.split()[:max_words])}, input_columns="text")
+
+
 def poisoning_splits(
     dataset: str,
     attack: str,
@@ -95,9 +102,7 @@ def poisoning_splits(
     at a random position is always inside the model's window (BBC News articles run to 600 words).
     """
     config = get_attack(attack, **{"seed": seed, **(attack_kwargs or {})})
-    data = load_any_dataset(dataset)
-    if max_words is not None:
-        data = data.map(lambda text: {"text": " ".join(text.split()[:max_words])}, input_columns="text")
+    data = cut_words(load_any_dataset(dataset), max_words)
     train, test = data["train"], data["test"]
     if train_size is not None and train_size < len(train):
         train = train.shuffle(seed=seed).select(range(train_size))

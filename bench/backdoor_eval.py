@@ -2,7 +2,7 @@
 
 Three scenarios (one per table of the benchmark):
 
-- **A**, poisoned pretrained checkpoint (``--attack ep`` or ``ripple``, Rotten Tomatoes): the
+- **A**, poisoned pretrained checkpoint (``--attack ep`` or ``ripple``): the
   attacker's checkpoint of ``bench/checkpoint_poisoning.py``, fine-tuned by the victim on clean data
   twice: with the plain ``Trainer`` (its cached victim) and with ``FRSTrainer``.
 - **B**, poisoned fine-tuning data (``--attack badnet`` or ``addsent``): the victim trains on the
@@ -42,7 +42,7 @@ import backdoor
 import checkpoint_poisoning
 import torch
 from backdoor import backdoored_model, fresh_minilm, poisoning_splits
-from checkpoint_poisoning import DEFAULT_TRAIN_SIZE, default_attack_kwargs, poisoned_victim_model
+from checkpoint_poisoning import Recipe, default_attack_kwargs, poisoned_victim_model
 from common import print_header, setup
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, pipeline
@@ -157,14 +157,12 @@ def load_models(args: argparse.Namespace, frs: dict[str, Any]) -> dict[str, Any]
     out: dict[str, Any] = {}
     if get_attack(args.attack).is_checkpoint_attack:
         attack_kwargs.update(default_attack_kwargs(args.attack, args.ripple_steps, args.ripple_lr))
-        train_size = args.train_size or DEFAULT_TRAIN_SIZE
+        recipe = Recipe.from_args(args, seed=args.model_seed)
         cache = root / checkpoint_poisoning.DEFAULT_CACHE_DIR.name
-        plain, tokenizer, info = poisoned_victim_model(
-            args.attack, train_size, args.epochs, args.model_seed, attack_kwargs, cache
-        )
-        _, victim, test = checkpoint_poisoning._splits(train_size, args.model_seed)
+        plain, tokenizer, info = poisoned_victim_model(args.attack, recipe, attack_kwargs, cache)
+        _, victim, test = recipe.splits()
         config = get_attack(args.attack, **info["attack_config"])
-        max_length = checkpoint_poisoning.MAX_LENGTH
+        max_length = recipe.tokens
         out["undefended"] = {"victim": info["victim"], "poisoned checkpoint": info["poisoned"]}
         clean_train, frs_train = victim, victim  # the victim's own clean fine-tuning data
         checkpoint = Path(info["poisoned_checkpoint"])
@@ -221,7 +219,7 @@ def load_models(args: argparse.Namespace, frs: dict[str, Any]) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", required=True, choices=list(SCENARIO_ATTACKS), help="A, B or C (module docstring).")
-    p.add_argument("--dataset", default="rotten_tomatoes", help="rotten_tomatoes, imdb, bbc_news (A: Rotten Tomatoes).")
+    p.add_argument("--dataset", default="rotten_tomatoes", help="rotten_tomatoes, imdb, bbc_news.")
     p.add_argument("--attack", required=True, help="A: ep, ripple; B: badnet, addsent; C: any of the four.")
     p.add_argument("--defenses", help=f"Comma list (default: {','.join(BASELINES)},frs[,frs-plain-trained in A/B]).")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="Defense seeds (intervals over seeds).")
@@ -246,10 +244,10 @@ def main(argv: list[str] | None = None) -> None:
     g = p.add_argument_group(
         "models (cached; the defaults hit the caches of bench/backdoor.py, checkpoint_poisoning.py)"
     )
-    g.add_argument("--train-size", type=int, help=f"Seeded train subset (A: {DEFAULT_TRAIN_SIZE}, halved; B/C: all).")
+    g.add_argument("--train-size", type=int, help="Seeded train subset (default all; A: 4,000 on RT, halved).")
     g.add_argument("--epochs", type=float, default=1.0)
-    g.add_argument("--learning-rate", type=float, default=5e-5, help="B/C data attacks (A: 5e-5).")
-    g.add_argument("--batch-size", type=int, default=32, help="B/C data attacks (A: 32).")
+    g.add_argument("--learning-rate", type=float, default=5e-5, help="Training (A: the clean fine-tunings).")
+    g.add_argument("--batch-size", type=int, default=32, help="Training (A: the clean fine-tunings).")
     g.add_argument("--max-length", type=int, help="Tokens (default: 64 Rotten Tomatoes, 256 IMDB / BBC News).")
     g.add_argument("--max-words", type=int, help="Cut every text to its first words before poisoning (BBC News).")
     g.add_argument("--poison-rate", type=float, help="Attack's poison rate (default: the attack's).")
@@ -274,14 +272,6 @@ def main(argv: list[str] | None = None) -> None:
     args.attack = args.attack.lower()
     if args.attack not in SCENARIO_ATTACKS[args.scenario]:
         p.error(f"scenario {args.scenario} takes --attack {' or '.join(SCENARIO_ATTACKS[args.scenario])}.")
-    checkpoint_attack = get_attack(args.attack).is_checkpoint_attack
-    if checkpoint_attack and args.dataset != "rotten_tomatoes":
-        p.error("EP and RIPPLe checkpoints (bench/checkpoint_poisoning.py) are Rotten Tomatoes only.")
-    if checkpoint_attack and (args.learning_rate != 5e-5 or args.batch_size != 32 or args.max_length or args.max_words):
-        p.error(
-            "--learning-rate, --batch-size, --max-length, --max-words: "
-            "the checkpoint victims use 5e-5, 32 and 64 tokens and whole texts."
-        )
     known = [*BASELINES, "frs"] + (["frs-plain-trained"] if args.scenario != "C" else [])
     args.defense_names = [d.strip() for d in (args.defenses or ",".join(known)).split(",") if d.strip()]
     unknown = [d for d in args.defense_names if d not in known]

@@ -1,29 +1,32 @@
 """Poisoned pretrained checkpoints (EP, RIPPLe): does the backdoor survive the victim's clean fine-tuning?
 
-The threat model of the FRS paper. The train split of Rotten Tomatoes (a seeded subset of
-``--train-size`` sentences) is cut in two disjoint halves:
+The threat model of the FRS paper. The train split of ``--dataset`` (Rotten Tomatoes by default; a
+seeded subset of ``--train-size`` texts) is cut in two disjoint halves:
 
 - the **attacker** poisons the packaged MiniLM with `frs_hf.attacks.poison_checkpoint` on the first
   half (the proxy data). EP needs a working classifier, so its attacker first fine-tunes MiniLM
   cleanly on the proxy data; RIPPLe starts from MiniLM with a fresh head;
 - the **victim** downloads the poisoned checkpoint (head included) and fine-tunes it on the second
-  half, clean, with the plain transformers ``Trainer`` (lr 5e-5, 1 epoch, batch 32; bench/backdoor.py's
-  recipe).
+  half, clean, with the plain transformers ``Trainer`` (by default lr 5e-5, 1 epoch, batch 32:
+  bench/backdoor.py's recipe; `Recipe` holds the data and these settings, shared with EP's attacker).
 
 Clean accuracy (CA, the test split) and attack success rate (ASR: the fraction of the triggered
-non-target test sentences predicted as the target, `triggered_test_set` with the attack's own
+non-target test texts predicted as the target, `triggered_test_set` with the attack's own
 trigger) are reported for the attacker's starting model, the poisoned checkpoint and the victim's
 fine-tuned model, next to a clean reference victim (the same fine-tuning from unpoisoned MiniLM).
 
-Models are cached under ``cache/checkpoint_poisoning/`` (``<attack>-<n_proxy>-<n_victim>-<seed>[-<hash>]/``:
+Models are cached under ``cache/checkpoint_poisoning/`` (``[<dataset>-]<attack>-<n_proxy>-<n_victim>-<seed>[-<hash>]/``:
 the victim model, its tokenizer, ``info.json``, and the poisoned checkpoint in ``poisoned/``), so
 other benches can reuse them, e.g. to fine-tune the poisoned checkpoint with ``FRSTrainer``::
 
     from checkpoint_poisoning import poisoned_victim_model
     model, tokenizer, info = poisoned_victim_model("ripple")   # info["poisoned_checkpoint"]: the attacker's model
+    model, tokenizer, info = poisoned_victim_model("ep", Recipe("bbc_news", epochs=4, learning_rate=1e-4, max_words=80))
 
     python bench/checkpoint_poisoning.py --threads 1
     python bench/checkpoint_poisoning.py --attacks ep --train-size 2000
+    python bench/checkpoint_poisoning.py --dataset bbc_news --attacks ep --max-words 80 --max-length 128 \
+        --epochs 4 --learning-rate 1e-4 --threads 1
 """
 
 from __future__ import annotations
@@ -40,21 +43,95 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from backdoor import evaluate_backdoor
+from backdoor import DEFAULT_MAX_LENGTH, cut_words, evaluate_backdoor, fresh_minilm
 from common import print_header, setup
 from datasets import Dataset
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from frs_hf.attacks import attack_names, get_attack, poison_checkpoint, triggered_test_set
-from frs_hf.data import load_packaged_dataset
+from frs_hf.data import load_any_dataset
 from frs_hf.evaluation.training import fine_tune
 from frs_hf.packaged import minilm_path
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "cache" / "checkpoint_poisoning"
-MAX_LENGTH = 64  # Rotten Tomatoes sentences
-LABELS = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
-DEFAULT_TRAIN_SIZE = 4000  # cut in halves: attacker's proxy data, victim's fine-tuning data
+DEFAULT_TRAIN_SIZE = 4000  # Rotten Tomatoes: cut in halves, attacker's proxy data and victim's fine-tuning data
 RIPPLE_STEPS, RIPPLE_LR = 80, 1e-4  # few steps on CPU: a learning rate above RIPPLe's 5e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """The data and the clean fine-tuning recipe that the attacker's proxy model and the victim share.
+
+    The defaults are the Rotten Tomatoes setting of the benchmark tables; any other value names its
+    own cache entry (a dataset prefix, a hash of the changed settings), so old entries stay valid.
+    """
+
+    dataset: str = "rotten_tomatoes"
+    train_size: int | None = None  # None: 4,000 on Rotten Tomatoes, the whole train split elsewhere
+    epochs: float = 1
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    max_length: int | None = None  # None: bench/backdoor.py's per-dataset default (64 Rotten Tomatoes, 256 else)
+    max_words: int | None = None  # cut every text to its first words (BBC News: the trigger stays in the window)
+    seed: int = 0
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, seed: int) -> Recipe:
+        """From the flags this script and bench/backdoor_eval.py share (``--dataset``, ``--train-size``, ...)."""
+        fields = ("dataset", "train_size", "epochs", "learning_rate", "batch_size", "max_length", "max_words")
+        return cls(**{f: getattr(args, f) for f in fields}, seed=seed)
+
+    @property
+    def tokens(self) -> int:
+        return self.max_length or DEFAULT_MAX_LENGTH.get(self.dataset, 128)
+
+    def splits(self) -> tuple[Dataset, Dataset, Dataset]:
+        """Attacker's proxy half, victim's half (disjoint) and the test split."""
+        data = cut_words(load_any_dataset(self.dataset), self.max_words)
+        train = data["train"].shuffle(seed=self.seed)
+        size = self.train_size or (DEFAULT_TRAIN_SIZE if self.dataset == "rotten_tomatoes" else len(train))
+        if size < 2 or size > len(train):
+            raise ValueError(f"--train-size must be in [2, {len(train)}], got {size}.")
+        train = train.select(range(size))
+        half = len(train) // 2
+        return train.select(range(half)), train.select(range(half, len(train))), data["test"]
+
+    def name(self, *parts: Any, settings: dict | None = None) -> str:
+        """Cache folder name: ``[<dataset>-]<parts>-<seed>[-<hash of the changed settings>]``."""
+        defaults = Recipe()
+        changed = {
+            ("epochs" if f.name == "epochs" else f"victim_{f.name}"): getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("dataset", "train_size", "seed") and getattr(self, f.name) != getattr(defaults, f.name)
+        }
+        changed.update(settings or {})
+        name = "-".join(str(p) for p in (*parts, self.seed))
+        if self.dataset != defaults.dataset:
+            name = f"{self.dataset.replace('/', '--')}-{name}"
+        if changed:
+            name += "-" + hashlib.sha1(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
+        return name
+
+    def fine_tune(self, model, tokenizer, data: Dataset, scratch: Path) -> dict:
+        """The victim's clean fine-tuning (plain ``Trainer``), in place; its loss and time."""
+        start = time.perf_counter()
+        trainer = fine_tune(
+            model,
+            tokenizer,
+            data,
+            scratch,
+            epochs=self.epochs,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            max_length=self.tokens,
+            seed=self.seed,
+        )
+        shutil.rmtree(scratch, ignore_errors=True)
+        model.eval()
+        return {
+            "train_loss": trainer.state.log_history[-1]["train_loss"],
+            "time_s": round(time.perf_counter() - start, 1),
+        }
 
 
 def default_attack_kwargs(attack: str, ripple_steps: int = RIPPLE_STEPS, ripple_lr: float = RIPPLE_LR) -> dict:
@@ -62,30 +139,6 @@ def default_attack_kwargs(attack: str, ripple_steps: int = RIPPLE_STEPS, ripple_
     asking `poisoned_victim_model` for them get the same cache entry."""
     ripple = get_attack(attack).attack_type == "ripple"
     return {"max_steps": ripple_steps, "learning_rate": ripple_lr} if ripple else {}
-
-
-def _splits(train_size: int | None, seed: int) -> tuple[Dataset, Dataset, Dataset]:
-    """Attacker's proxy half, victim's half (disjoint) and the test split."""
-    data = load_packaged_dataset("rotten_tomatoes")
-    train = data["train"].shuffle(seed=seed)
-    if train_size is not None:
-        if train_size < 2 or train_size > len(train):
-            raise ValueError(f"--train-size must be in [2, {len(train)}], got {train_size}.")
-        train = train.select(range(train_size))
-    half = len(train) // 2
-    return train.select(range(half)), train.select(range(half, len(train))), data["test"]
-
-
-def _fresh_minilm(seed: int):
-    set_seed(seed)  # the classification head is drawn in from_pretrained
-    return AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=2, **LABELS)
-
-
-def _name(*parts: Any, settings: dict | None = None) -> str:
-    name = "-".join(str(p) for p in parts)
-    if settings:
-        name += "-" + hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    return name
 
 
 def _save(path: Path, model, tokenizer, info: dict, extra: dict[str, Any] | None = None) -> None:
@@ -110,44 +163,34 @@ def _load(path: Path):
     return AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path), info
 
 
-def _victim_fine_tune(model, tokenizer, victim: Dataset, scratch: Path, epochs: float, seed: int) -> dict:
-    start = time.perf_counter()
-    trainer = fine_tune(model, tokenizer, victim, scratch, epochs=epochs, max_length=MAX_LENGTH, seed=seed)
-    shutil.rmtree(scratch, ignore_errors=True)
-    model.eval()
-    return {"train_loss": trainer.state.log_history[-1]["train_loss"], "time_s": round(time.perf_counter() - start, 1)}
-
-
-def _clean_fine_tuned(name: str, data, size_key: str, epochs: float, seed: int, cache_dir):
+def _clean_fine_tuned(name: str, data: Dataset, size_key: str, recipe: Recipe, cache_dir):
     """Fresh MiniLM fine-tuned cleanly on ``data``, cached as ``<name>-<len(data)>-<seed>[...]``."""
-    path = Path(cache_dir) / _name(name, len(data), seed, settings={"epochs": epochs} if epochs != 1 else None)
+    path = Path(cache_dir) / recipe.name(name, len(data))
     if (path / "info.json").is_file():
         return _load(path)
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    model = _fresh_minilm(seed)
-    info = {size_key: len(data), "epochs": epochs, "seed": seed}
-    info.update(_victim_fine_tune(model, tokenizer, data, path.with_name(path.name + ".scratch"), epochs, seed))
+    model = fresh_minilm(data, recipe.seed)
+    info = {size_key: len(data), "recipe": dataclasses.asdict(recipe), "epochs": recipe.epochs, "seed": recipe.seed}
+    info.update(recipe.fine_tune(model, tokenizer, data, path.with_name(path.name + ".scratch")))
     _save(path, model, tokenizer, info)
     return model, tokenizer, info
 
 
-def attacker_clean_model(train_size: int | None = None, epochs: float = 1, seed: int = 0, cache_dir=DEFAULT_CACHE_DIR):
+def attacker_clean_model(recipe: Recipe = Recipe(), cache_dir=DEFAULT_CACHE_DIR):
     """MiniLM fine-tuned cleanly on the proxy half: the classifier EP's attacker starts from."""
-    proxy, _, _ = _splits(train_size, seed)
-    return _clean_fine_tuned("attacker-clean", proxy, "n_proxy", epochs, seed, cache_dir)
+    proxy, _, _ = recipe.splits()
+    return _clean_fine_tuned("attacker-clean", proxy, "n_proxy", recipe, cache_dir)
 
 
-def clean_victim_model(train_size: int | None = None, epochs: float = 1, seed: int = 0, cache_dir=DEFAULT_CACHE_DIR):
+def clean_victim_model(recipe: Recipe = Recipe(), cache_dir=DEFAULT_CACHE_DIR):
     """The reference: the victim's fine-tuning from unpoisoned MiniLM (fresh head)."""
-    _, victim, _ = _splits(train_size, seed)
-    return _clean_fine_tuned("clean", victim, "n_victim", epochs, seed, cache_dir)
+    _, victim, _ = recipe.splits()
+    return _clean_fine_tuned("clean", victim, "n_victim", recipe, cache_dir)
 
 
 def poisoned_victim_model(
     attack: str = "ripple",
-    train_size: int | None = None,
-    epochs: float = 1,
-    seed: int = 0,
+    recipe: Recipe = Recipe(),
     attack_kwargs: dict[str, Any] | None = None,
     cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
     retrain: bool = False,
@@ -159,23 +202,22 @@ def poisoned_victim_model(
     ``poisoned_checkpoint``, the folder of the attacker's model.
     """
     attack_kwargs = dict(attack_kwargs or {})
-    config = get_attack(attack, **{"seed": seed, "max_length": MAX_LENGTH, **attack_kwargs})
+    config = get_attack(attack, **{"seed": recipe.seed, "max_length": recipe.tokens, **attack_kwargs})
     if not config.is_checkpoint_attack:
         raise ValueError(f"{attack!r} poisons data, not a checkpoint; choose one of {attack_names('checkpoint')}.")
-    proxy, victim, test = _splits(train_size, seed)
-    changed = {**attack_kwargs, **({"epochs": epochs} if epochs != 1 else {})}
-    path = Path(cache_dir) / _name(config.attack_type, len(proxy), len(victim), seed, settings=changed)
+    proxy, victim, test = recipe.splits()
+    path = Path(cache_dir) / recipe.name(config.attack_type, len(proxy), len(victim), settings=attack_kwargs)
     if (path / "info.json").is_file() and not retrain:
         return _load(path)
 
     triggered = triggered_test_set(test, config)
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
-    evaluate = lambda m: evaluate_backdoor(m, tokenizer, test, triggered, config.target_label, MAX_LENGTH)  # noqa: E731
+    evaluate = lambda m: evaluate_backdoor(m, tokenizer, test, triggered, config.target_label, recipe.tokens)  # noqa: E731
     if config.attack_type == "ep":
-        model, _, clean_info = attacker_clean_model(train_size, epochs, seed, cache_dir)
+        model, _, clean_info = attacker_clean_model(recipe, cache_dir)
         start_model = "MiniLM fine-tuned cleanly on the proxy half"
     else:
-        model, clean_info = _fresh_minilm(seed), None
+        model, clean_info = fresh_minilm(proxy, recipe.seed), None
         start_model = "MiniLM with a fresh head"
     start_metrics = evaluate(model)
 
@@ -186,6 +228,7 @@ def poisoned_victim_model(
     poisoned_info = {
         "attack": config.attack_type,
         "attack_config": dataclasses.asdict(config),
+        "recipe": dataclasses.asdict(recipe),
         "n_proxy": len(proxy),
         "start_model": start_model,
         "start": start_metrics,
@@ -195,12 +238,12 @@ def poisoned_victim_model(
     }
     poisoned_model = copy.deepcopy(model)
 
-    victim_info = _victim_fine_tune(model, tokenizer, victim, path.with_name(path.name + ".scratch"), epochs, seed)
+    victim_info = recipe.fine_tune(model, tokenizer, victim, path.with_name(path.name + ".scratch"))
     info = {
         **poisoned_info,
         "n_victim": len(victim),
-        "victim_epochs": epochs,
-        "seed": seed,
+        "victim_epochs": recipe.epochs,
+        "seed": recipe.seed,
         "victim": evaluate(model),
         "victim_train_loss": victim_info["train_loss"],
         "victim_time_s": victim_info["time_s"],
@@ -214,10 +257,15 @@ def poisoned_victim_model(
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--attacks", nargs="+", default=attack_names("checkpoint"), help="Checkpoint attacks to run.")
+    p.add_argument("--dataset", default="rotten_tomatoes", help="rotten_tomatoes, bbc_news, imdb (packaged).")
     p.add_argument(
-        "--train-size", type=int, default=DEFAULT_TRAIN_SIZE, help="Seeded subset of the train split, cut in halves."
+        "--train-size", type=int, help="Seeded subset of the train split, cut in halves (default: 4,000 RT, all else)."
     )
     p.add_argument("--epochs", type=float, default=1, help="Epochs of the clean fine-tunings (victim, EP's attacker).")
+    p.add_argument("--learning-rate", type=float, default=5e-5, help="Learning rate of the clean fine-tunings.")
+    p.add_argument("--batch-size", type=int, default=32, help="Batch size of the clean fine-tunings.")
+    p.add_argument("--max-length", type=int, help="Tokens (default: 64 Rotten Tomatoes, 256 IMDB / BBC News).")
+    p.add_argument("--max-words", type=int, help="Cut every text to its first words (BBC News: 80).")
     p.add_argument(
         "--ripple-steps", type=int, default=RIPPLE_STEPS, help="RIPPLe optimizer steps (its cost: double backprop)."
     )
@@ -232,19 +280,17 @@ def main(argv: list[str] | None = None) -> None:
 
     setup(args.threads)
     print_header()
+    recipe = Recipe.from_args(args, seed=args.seed)
+    proxy, victim, test = recipe.splits()
     rows = []
     for attack in args.attacks:
         kwargs = default_attack_kwargs(attack, args.ripple_steps, args.ripple_lr)
         start = time.perf_counter()
-        _, _, info = poisoned_victim_model(
-            attack, args.train_size, args.epochs, args.seed, kwargs, args.cache_dir, retrain=args.retrain
-        )
+        _, _, info = poisoned_victim_model(attack, recipe, kwargs, args.cache_dir, retrain=args.retrain)
         config = get_attack(attack, **info["attack_config"])
-        clean, tokenizer, _ = clean_victim_model(args.train_size, args.epochs, args.seed, args.cache_dir)
-        _, _, test = _splits(args.train_size, args.seed)
-        reference = evaluate_backdoor(
-            clean, tokenizer, test, triggered_test_set(test, config), config.target_label, MAX_LENGTH
-        )
+        clean, tokenizer, _ = clean_victim_model(recipe, args.cache_dir)
+        triggered = triggered_test_set(test, config)
+        reference = evaluate_backdoor(clean, tokenizer, test, triggered, config.target_label, recipe.tokens)
         triggers = "/".join(info["attack_config"]["triggers"])
         stages = [
             (f"attacker's start ({info['start_model']})", info["start"], None),
@@ -256,10 +302,11 @@ def main(argv: list[str] | None = None) -> None:
             rows.append((attack, triggers, stage, metrics, seconds))
         print(f"{attack}: {time.perf_counter() - start:.0f} s (cached parts load instantly)", flush=True)
 
-    n_proxy = len(_splits(args.train_size, args.seed)[0])
+    target = config.target_label
+    names = test.features["label"].names if hasattr(test.features["label"], "names") else None
     print(
-        f"\nRotten Tomatoes, {n_proxy} proxy (attacker) + {n_proxy} victim sentences, "
-        f"{rows[0][3]['num_test']} test sentences, target label 1 (positive)\n"
+        f"\n{args.dataset}, {len(proxy)} proxy (attacker) + {len(victim)} victim texts, {len(test)} test texts, "
+        f"target label {target}" + (f" ({names[target]})" if names else "") + f"; {recipe}\n"
     )
     print("| attack | trigger | model | CA | ASR | seconds |")
     print("|---|---|---|---|---|---|")

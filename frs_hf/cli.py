@@ -134,6 +134,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         texts_per_call=args.texts_per_call,
         metadata={"model": args.model, "dataset": args.dataset, "split": args.split, "attack": args.attack},
     )
+    return _print_report(report, args)
+
+
+def _merge_reports(args: argparse.Namespace) -> int:
+    from .evaluation import BackdoorReport
+
+    report = BackdoorReport.merge([BackdoorReport.load(path) for path in args.reports], seeds=args.seeds)
+    return _print_report(report, args)
+
+
+def _print_report(report, args: argparse.Namespace) -> int:
     print(report.to_markdown())
     if args.output:
         paths = report.save(args.output, plot=not args.no_plot)
@@ -219,6 +230,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-plot", action="store_true", help="Skip the PNG (no matplotlib needed).")
     _add_dataclass_arguments(evaluate, FRSConfig, "FRS settings of the smoothing defenses (default: the model's)")
     evaluate.set_defaults(func=_evaluate)
+
+    merge = sub.add_parser(
+        "merge-reports",
+        help="One table from `frs-hf evaluate` reports of different models (e.g. one per training seed), "
+        "with intervals over the models.",
+    )
+    merge.add_argument("reports", nargs="+", help="Report folders or report.json files, one model each.")
+    merge.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="The model seed of each report (default 0, 1, ...; repeat one to join "
+        "reports of the same model that hold different defenses).",
+    )
+    merge.add_argument("--output", help="Directory for report.md, report.json and report.png.")
+    merge.add_argument("--no-plot", action="store_true", help="Skip the PNG (no matplotlib needed).")
+    merge.set_defaults(func=_merge_reports)
 
     from .evaluation.demo import DemoConfig
 

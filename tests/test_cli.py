@@ -122,6 +122,29 @@ def test_evaluate_writes_the_report(capsys, tmp_path, planted_trigger_model, tok
     assert (tmp_path / "report" / "report.png").is_file() and (tmp_path / "report" / "report.md").is_file()
 
 
+def test_merge_reports_gives_intervals_over_models(capsys, tmp_path):
+    from frs_hf.evaluation import BackdoorReport, DefenseRun, mean_interval
+
+    def summary(ca: float, asr: float) -> dict:
+        keys = ("asr_floor", "poisoned_accuracy", "triggered_abstention_rate", "clean_abstention_rate")
+        return {"clean_accuracy": ca, "attack_success_rate": asr, **dict.fromkeys(keys, 0.0),
+                "num_clean": 10, "num_clean_non_target": 5, "num_triggered": 10, "mean_certified_radius": None,
+                "seconds_per_example": 0.1}  # fmt: skip
+
+    for seed, (ca, asr) in enumerate([(0.8, 0.9), (0.6, 1.0)]):
+        BackdoorReport([DefenseRun("none", 0, [], [], summary(ca, asr), 1.0)], 1, 3).save(tmp_path / str(seed), False)
+    out = tmp_path / "merged"
+    assert main(["merge-reports", str(tmp_path / "0"), str(tmp_path / "1" / "report.json"), "--output", str(out)]) == 0
+    assert "Student-t over the merged reports: seeds 0, 1" in capsys.readouterr().out
+    row = json.loads((out / "report.json").read_text())["table"]["none"]
+    mean, low, high = mean_interval([0.8, 0.6])
+    assert row["seeds"] == [0, 1] and row["clean_accuracy"] == {"mean": mean, "low": low, "high": high}
+    assert (out / "report.png").is_file()
+    # The same model twice under one seed is refused in one line.
+    assert main(["merge-reports", str(tmp_path / "0"), str(tmp_path / "0"), "--seeds", "0", "0"]) == 2
+    assert "appears twice under seed 0" in capsys.readouterr().err
+
+
 def test_evaluate_rejects_unknown_defenses(capsys):
     assert main(["evaluate", "--model", "packaged:minilm", "--defenses", "none,magic"]) == 2
     assert "Unknown defense(s) magic" in capsys.readouterr().err

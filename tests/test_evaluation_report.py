@@ -12,7 +12,7 @@ from conftest import synthetic_reviews, triggered_reviews
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
 from frs_hf.baselines.base import NoDefense, class_probabilities
 from frs_hf.baselines.smoothing import UniformDeletionDefense
-from frs_hf.evaluation import evaluate_defenses, mean_interval, proportion_interval
+from frs_hf.evaluation import BackdoorReport, evaluate_defenses, mean_interval, proportion_interval
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,42 @@ def test_save_writes_markdown_json_and_png(report, tmp_path):
     assert data["table"]["uniform"]["seeds"] == [0, 1] and len(data["runs"]) == 4
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(paths) == {"markdown", "json", "plot"}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # NaN (one seed's time interval) == NaN
+
+
+def test_load_and_merge_rebuild_the_multi_seed_table(report, tmp_path):
+    # One report per seed, saved and loaded back (as from one `frs-hf evaluate` per model), merged.
+    parts = []
+    for seed in (0, 1):
+        part = BackdoorReport([r for r in report.runs if r.seed == seed], report.target_label, report.max_radius)
+        part.save(tmp_path / str(seed), plot=False)
+        loaded = BackdoorReport.load(tmp_path / str(seed))
+        assert _same(loaded.table(), part.table()) and loaded.max_radius == 2
+        parts.append(loaded)
+    merged = BackdoorReport.merge(parts, seeds=[0, 1])
+    assert _same(merged.table(), report.table())
+    assert "Student-t over the merged reports: seeds 0, 1" in merged.to_markdown()
+    # Reports of one model holding different defenses join under one seed.
+    split = [BackdoorReport([r for r in parts[0].runs if r.defense == d], 1, 2) for d in ("none", "uniform")]
+    joined = BackdoorReport.merge([*split, parts[1]], seeds=[0, 0, 1])
+    assert _same(joined.table(), report.table())
+    merged.save(tmp_path / "merged")  # the plot needs only the summaries
+    assert (tmp_path / "merged" / "report.png").is_file()
+
+
+def test_merge_rejects_inconsistent_reports(report):
+    with pytest.raises(ValueError, match="'none' appears twice under seed 0"):
+        BackdoorReport.merge([report, report], seeds=[0, 0])
+    with pytest.raises(ValueError, match="appears twice under seed 0"):
+        BackdoorReport.merge([report])  # two runs per defense in one report, both labelled 0
+    other = BackdoorReport([r for r in report.runs if r.seed == 0], target_label=0, max_radius=2)
+    with pytest.raises(ValueError, match="different target_label"):
+        BackdoorReport.merge([BackdoorReport([r for r in report.runs if r.seed == 1], 1, 2), other])
+    with pytest.raises(ValueError, match="one seed per report"):
+        BackdoorReport.merge([report], seeds=[0, 1])
 
 
 def test_bad_arguments(planted_trigger_model, tokenizer):

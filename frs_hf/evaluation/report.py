@@ -130,7 +130,12 @@ class BackdoorReport:
         seeds = sorted({r.seed for r in self.runs})
         note = (
             f"Percentages with {int(confidence * 100)}% intervals ("
-            + ("Student-t over seeds " + ", ".join(map(str, seeds)) if len(seeds) > 1 else "exact binomial, one seed")
+            + (
+                f"Student-t over {'the merged reports: ' if 'merged' in self.metadata else ''}seeds "
+                + ", ".join(map(str, seeds))
+                if len(seeds) > 1
+                else "exact binomial, one seed"
+            )
             + f"). Target label {self.target_label}. ASR counts predictions of the target on triggered non-target "
             "texts; abstentions and rejections are not successes and are shown separately. ASR floor: the same "
             "on the clean non-target texts, i.e. the ASR of a trigger that does nothing. Certified accuracy: "
@@ -144,9 +149,50 @@ class BackdoorReport:
         return {
             "metadata": self.metadata,
             "target_label": self.target_label,
+            "max_radius": self.max_radius,
             "table": self.table(),
             "runs": [{k: v for k, v in asdict(r).items() if k not in ("clean", "triggered")} for r in self.runs],
         }
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> BackdoorReport:
+        """A report written by `save` (its folder or ``report.json``): the runs' summaries, without the
+        per-example outputs, which is all `table`, `to_markdown`, the plot and `merge` need."""
+        path = os.path.join(path, "report.json") if os.path.isdir(path) else path
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        runs = [DefenseRun(r["defense"], r["seed"], [], [], r["summary"], r["seconds"]) for r in data["runs"]]
+        # Reports written before max_radius was saved: the largest radius in the summaries.
+        radii = [int(k.rsplit("@", 1)[1]) for r in runs for k in r.summary if "certified_accuracy@" in k]
+        max_radius = data.get("max_radius", max(radii, default=0))
+        return cls(runs, data["target_label"], max_radius, data.get("metadata", {}))
+
+    @classmethod
+    def merge(cls, reports: Sequence[BackdoorReport], seeds: Sequence[int] | None = None) -> BackdoorReport:
+        """One report from runs on different models, e.g. one per training seed: every run of
+        ``reports[i]`` is labelled ``seeds[i]`` (default ``i``), so that `table`'s intervals are over the
+        models. Reports with the same label may hold different defenses (e.g. a model's baselines and
+        its FRS row, run separately); a defense twice under one label is an error."""
+        seeds = list(range(len(reports))) if seeds is None else list(seeds)
+        if not reports or len(seeds) != len(reports):
+            raise ValueError(
+                f"merge needs at least one report and one seed per report, got {len(reports)} / {len(seeds)}."
+            )
+        for attribute in ("target_label", "max_radius"):
+            values = {getattr(r, attribute) for r in reports}
+            if len(values) > 1:
+                raise ValueError(f"Reports with different {attribute} ({sorted(values)}) cannot be merged.")
+        runs, seen = [], set()
+        for report, seed in zip(reports, seeds, strict=True):
+            for run in report.runs:
+                if (run.defense, seed) in seen:
+                    raise ValueError(
+                        f"Defense {run.defense!r} appears twice under seed {seed}: merge reports of one seed each."
+                    )
+                seen.add((run.defense, seed))
+                runs.append(DefenseRun(run.defense, seed, run.clean, run.triggered, run.summary, run.seconds))
+        metadata = {"merged": [{"seed": seed, **r.metadata} for r, seed in zip(reports, seeds, strict=True)]}
+        return cls(runs, reports[0].target_label, reports[0].max_radius, metadata)
 
     def save(self, output_dir: str | os.PathLike, plot: bool = True) -> dict[str, str]:
         """Write ``report.md``, ``report.json`` and (``plot``) ``report.png``; returns their paths."""
