@@ -99,6 +99,8 @@ class Recipe:
     def name(self, *parts: Any, settings: dict | None = None) -> str:
         """Cache folder name: ``[<dataset>-]<parts>-<seed>[-<hash of the changed settings>]``."""
         defaults = Recipe()
+        # "epochs" is the key the entries written before Recipe used; "victim_" keeps the others apart from
+        # the attack's own settings (RIPPLe's learning_rate).
         changed = {
             ("epochs" if f.name == "epochs" else f"victim_{f.name}"): getattr(self, f.name)
             for f in dataclasses.fields(self)

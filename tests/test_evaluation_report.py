@@ -12,7 +12,7 @@ from conftest import synthetic_reviews, triggered_reviews
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
 from frs_hf.baselines.base import NoDefense, class_probabilities
 from frs_hf.baselines.smoothing import UniformDeletionDefense
-from frs_hf.evaluation import BackdoorReport, evaluate_defenses, mean_interval, proportion_interval
+from frs_hf.evaluation import BackdoorReport, DefenseRun, evaluate_defenses, mean_interval, proportion_interval
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,15 @@ def test_table_aggregates_over_seeds(report):
     values = [r.summary["attack_success_rate"] for r in report.runs if r.defense == "uniform"]
     mean, low, high = mean_interval(values)
     assert table["uniform"]["attack_success_rate"] == {"mean": mean, "low": low, "high": high}
+
+
+def test_seed_intervals_of_rates_stay_within_0_and_1(report):
+    # Seeds 0 and 1 with rates 0.0 and 0.1: the Student-t interval of their mean reaches below 0.
+    runs = [DefenseRun("x", seed, [], [], {**report.runs[0].summary, "attack_success_rate": asr}, 1.0)
+            for seed, asr in ((0, 0.0), (1, 0.1))]  # fmt: skip
+    cell = BackdoorReport(runs, 1, 2).table()["x"]["attack_success_rate"]
+    assert mean_interval([0.0, 0.1])[1] < 0 and cell["low"] == 0.0 and cell["mean"] == pytest.approx(0.05)
+    assert cell["high"] == mean_interval([0.0, 0.1])[2]
 
 
 def test_one_seed_gets_binomial_intervals(planted_trigger_model, tokenizer):

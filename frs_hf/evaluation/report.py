@@ -99,6 +99,8 @@ class BackdoorReport:
                 if len(runs) == 1 and _is_proportion(key):
                     n = runs[0].summary[_test_set_size(key)]
                     low, high = proportion_interval(round(mean * n), n, confidence)
+                elif _is_proportion(key):  # a Student-t interval of a rate can cross 0 or 1: a rate cannot
+                    low, high = max(low, 0.0), min(high, 1.0)
                 row[key] = {"mean": mean, "low": low, "high": high}
             out[name] = row
         return out
