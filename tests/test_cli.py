@@ -138,7 +138,7 @@ def test_merge_reports_gives_intervals_over_models(capsys, tmp_path):
     assert "Student-t over the merged reports: seeds 0, 1" in capsys.readouterr().out
     row = json.loads((out / "report.json").read_text())["table"]["none"]
     mean, low, high = mean_interval([0.8, 0.6])
-    assert row["seeds"] == [0, 1] and row["clean_accuracy"] == {"mean": mean, "low": low, "high": high}
+    assert row["seeds"] == [0, 1] and row["clean_accuracy"] == {"mean": mean, "low": max(low, 0), "high": min(high, 1)}
     assert (out / "report.png").is_file()
     # The same model twice under one seed is refused in one line.
     assert main(["merge-reports", str(tmp_path / "0"), str(tmp_path / "0"), "--seeds", "0", "0"]) == 2
