@@ -143,6 +143,9 @@ def test_merge_reports_gives_intervals_over_models(capsys, tmp_path):
     # The same model twice under one seed is refused in one line.
     assert main(["merge-reports", str(tmp_path / "0"), str(tmp_path / "0"), "--seeds", "0", "0"]) == 2
     assert "appears twice under seed 0" in capsys.readouterr().err
+    (tmp_path / "other.json").write_text('{"runs": []}')
+    assert main(["merge-reports", str(tmp_path / "other.json")]) == 2
+    assert "is not a report written by BackdoorReport.save" in capsys.readouterr().err
 
 
 def test_evaluate_rejects_unknown_defenses(capsys):

@@ -163,11 +163,15 @@ class BackdoorReport:
         path = os.path.join(path, "report.json") if os.path.isdir(path) else path
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-        runs = [DefenseRun(r["defense"], r["seed"], [], [], r["summary"], r["seconds"]) for r in data["runs"]]
+        try:
+            runs = [DefenseRun(r["defense"], r["seed"], [], [], r["summary"], r["seconds"]) for r in data["runs"]]
+            target_label = data["target_label"]
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{path} is not a report written by BackdoorReport.save (missing {err}).") from None
         # Reports written before max_radius was saved: the largest radius in the summaries.
         radii = [int(k.rsplit("@", 1)[1]) for r in runs for k in r.summary if "certified_accuracy@" in k]
         max_radius = data.get("max_radius", max(radii, default=0))
-        return cls(runs, data["target_label"], max_radius, data.get("metadata", {}))
+        return cls(runs, target_label, max_radius, data.get("metadata", {}))
 
     @classmethod
     def merge(cls, reports: Sequence[BackdoorReport], seeds: Sequence[int] | None = None) -> BackdoorReport:
