@@ -80,6 +80,11 @@ def evaluate_backdoor(model, tokenizer, test: Dataset, triggered: Dataset, targe
     }
 
 
+def max_length_for(dataset: str, max_length: int | None = None) -> int:
+    """``max_length``, or the dataset's default window (128 tokens for a dataset not listed)."""
+    return max_length or DEFAULT_MAX_LENGTH.get(dataset, 128)
+
+
 def cut_words(data, max_words: int | None):
     """Every text cut to its first ``max_words`` words (None: unchanged)."""
     if max_words is None:
@@ -168,7 +173,7 @@ def backdoored_model(
         "batch_size": batch_size,
         "learning_rate": learning_rate,
     }
-    max_length = max_length or DEFAULT_MAX_LENGTH.get(dataset, 128)
+    max_length = max_length_for(dataset, max_length)
     path = Path(cache_dir) / _cache_name(dataset, attack, len(train), seed, settings)
     if (path / "info.json").is_file() and not retrain:
         info = json.loads((path / "info.json").read_text())

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from backdoor import DEFAULT_MAX_LENGTH, cut_words, evaluate_backdoor, fresh_minilm
+from backdoor import cut_words, evaluate_backdoor, fresh_minilm, max_length_for
 from common import print_header, setup
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -83,7 +83,7 @@ class Recipe:
 
     @property
     def tokens(self) -> int:
-        return self.max_length or DEFAULT_MAX_LENGTH.get(self.dataset, 128)
+        return max_length_for(self.dataset, self.max_length)
 
     def splits(self) -> tuple[Dataset, Dataset, Dataset]:
         """Attacker's proxy half, victim's half (disjoint) and the test split."""
@@ -172,7 +172,7 @@ def _clean_fine_tuned(name: str, data: Dataset, size_key: str, recipe: Recipe, c
         return _load(path)
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     model = fresh_minilm(data, recipe.seed)
-    info = {size_key: len(data), "recipe": dataclasses.asdict(recipe), "epochs": recipe.epochs, "seed": recipe.seed}
+    info = {size_key: len(data), "recipe": dataclasses.asdict(recipe)}
     info.update(recipe.fine_tune(model, tokenizer, data, path.with_name(path.name + ".scratch")))
     _save(path, model, tokenizer, info)
     return model, tokenizer, info
@@ -244,8 +244,6 @@ def poisoned_victim_model(
     info = {
         **poisoned_info,
         "n_victim": len(victim),
-        "victim_epochs": recipe.epochs,
-        "seed": recipe.seed,
         "victim": evaluate(model),
         "victim_train_loss": victim_info["train_loss"],
         "victim_time_s": victim_info["time_s"],
