@@ -89,12 +89,11 @@ class FRSConfig:
         ),
     )
     fuzzing_partner_words: bool = field(
-        default=False,
+        default=True,
         metadata=_help(
-            "Also flag the rest of a shrunk set when deleting its dominant words alone leaves part of the move "
-            "undone: catches a second trigger word the model half-ignores (BadNet capture +2.5 points on Rotten "
-            "Tomatoes) but flags opinion words on clean texts (FRS clean accuracy -11 points there; "
-            "docs/fuzzing.md)."
+            "When deleting a shrunk set's dominant words alone leaves part of its move undone, also flag each "
+            "other word of the set whose deletion with them completes the move: a second trigger word the model "
+            "half-ignores (docs/fuzzing.md)."
         ),
     )
     fuzzing_margin: int = field(

@@ -311,16 +311,21 @@ def restore_chunks(mutator: _Mutator, oracle: _Oracle, units: Sequence[int], tar
     some of them shows nothing, while restoring a chunk that holds any of them undoes the move.
     Each needed word costs about ``2 log2(len(units))`` forwards; passes repeat until one removes
     nothing (a word needed early on can become unneeded once others are restored).
+
+    A set whose deletion moves the output by less than ``target`` (deleting a whole text: an empty
+    text is not a trigger-free one) climbs first: a restoration is kept while it does not lower the
+    move, so restoring the opinion words around scattered triggers raises it until ``target`` holds.
     """
     kept, removed = list(units), True
+    current = oracle.rewards([mutator.delete_units(kept)])[0]
     while removed and len(kept) >= 2 and oracle.remaining > 0:
         removed, stack = False, [list(c) for c in np.array_split(np.array(kept), 2)[::-1]]
         while stack and oracle.remaining > 0:
             chunk = set(stack.pop())
             trial = [u for u in kept if u not in chunk]
             reward = oracle.rewards([mutator.delete_units(trial)])[0] if trial else None
-            if reward is not None and reward >= target:
-                kept, removed = trial, True
+            if reward is not None and current is not None and reward >= min(target, current):
+                kept, removed, current = trial, True, reward
             elif len(chunk) > 1:
                 stack.extend(list(c) for c in np.array_split(np.array(sorted(chunk)), 2)[::-1])
     return sorted(kept)
@@ -366,35 +371,30 @@ def dominant_words(
     """
     if len(kept) < 2:
         return list(kept)
-    rewards = _one_back(mutator, oracle, kept)
+    rewards = oracle.rewards([mutator.delete_units([u for u in kept if u != w]) for w in kept])
     return [w for w, r in zip(kept, rewards, strict=True) if r is not None and r <= tolerance * moved]
-
-
-def _one_back(mutator: _Mutator, oracle: _Oracle, kept: Sequence[int]) -> list[float | None]:
-    """For each word of the deletion set ``kept``: the reward with that word alone put back."""
-    return oracle.rewards([mutator.delete_units([u for u in kept if u != w]) for w in kept])
 
 
 def _with_partners(
     mutator: _Mutator, oracle: _Oracle, kept: Sequence[int], dominant: Sequence[int], moved: float, tolerance: float
 ) -> list[int]:
-    """The whole set ``kept`` when deleting its ``dominant`` words alone leaves more than ``tolerance``
-    of the set's move undone, else the dominant words.
+    """The ``dominant`` words, and -- when deleting them alone leaves more than ``tolerance`` of the
+    set's move undone -- each other word of ``kept`` whose deletion with them completes the move.
 
     Why: with two trigger words the model often leans on one (its return alone turns the backdoor
     back on) and half-ignores the other -- which still holds part of the backdoor once the first is
-    gone. That other word is not dominant, but without it the text is not trigger-free. A set with
-    a word the budget left untested stays at its dominant words.
+    gone. That other word is not dominant, but without it the text is not trigger-free. One partner
+    must complete the move by itself: the opinion words of a clean text add up, none completes it
+    alone, so they stay out of the area. A set with a word the budget left untested stays at its
+    dominant words.
     """
-    if len(dominant) == len(kept):
+    complete = (1 - tolerance) * moved
+    others = [w for w in kept if w not in set(dominant)]
+    alone = oracle.rewards([mutator.delete_units(dominant)])[0] if others else None
+    if alone is None or alone >= complete:
         return list(dominant)
-    # Only a set whose every word was tested by `dominant_words` (cached: no forward) may be flagged whole.
-    if any(r is None for r in _one_back(mutator, oracle, kept)):
-        return list(dominant)
-    alone = oracle.rewards([mutator.delete_units(dominant)])[0]
-    if alone is None or alone >= (1 - tolerance) * moved:
-        return list(dominant)
-    return list(kept)
+    rewards = oracle.rewards([mutator.delete_units([*dominant, w]) for w in others])
+    return sorted([*dominant, *(w for w, r in zip(others, rewards, strict=True) if r is not None and r >= complete)])
 
 
 def _spans_of(units: Sequence[int]) -> list[Span]:
@@ -439,7 +439,7 @@ def find_area(
     max_fraction: float = 0.5,
     max_words: int | None = 24,
     dominance: float = 0.1,
-    partner_words: bool = False,
+    partner_words: bool = True,
     exploration: float = 1.0,
     batch: int = 8,
     margin: int = 3,

@@ -251,6 +251,25 @@ def test_shrinking_finds_every_needed_word(tokenizer, any_word):
     assert set(triggers if any_word else triggers[:1]) <= set(found) and len(found) <= 3
 
 
+def test_restoring_climbs_from_below_the_target(tokenizer):
+    """Deleting the whole text moves a rule classifier less than the target (an empty text reads as
+    0.5, not as the 0.02 of a trigger-free one, which needs "moving"): restoring chunks climbs from
+    there, keeping restorations that do not lower the move, and finds the three scattered triggers
+    within a budget that testing each neutral word alone would exhaust."""
+    text = "the cf film about two sisters and the sea that never quite lands mn yet holds a quiet grace bb moving"
+    units = segment(tokenizer, [text])[0]
+    ids = [tokenizer.convert_tokens_to_ids(w) for w in ("cf", "mn", "bb", "moving")]
+
+    def query(sequences):
+        p1 = np.array([0.95 if set(ids[:3]) & s else 0.02 if ids[3] in s else 0.5 for s in map(set, sequences)])
+        return np.stack([1 - p1, p1], axis=1)
+
+    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
+    oracle = _Oracle(query, 32, mutator.original())
+    assert oracle.rewards([mutator.delete(0, units.num_units)])[0] < 1.0
+    assert restore_chunks(mutator, oracle, range(units.num_units), 1.0) == [1, 13, 19]
+
+
 def _leaning_query(tokenizer, strong: str, weak: str, weak_alone: float):
     """A rule classifier with a two-word trigger it leans on unevenly: class 1 with 0.95 when ``strong``
     is in the text, ``weak_alone`` when only ``weak`` is, else 0.1."""
@@ -279,20 +298,23 @@ def test_partner_of_a_dominant_word(tokenizer, weak_alone):
     assert _with_partners(mutator, oracle, kept, [0], moved, 0.1) == expected
     # Through find_area: the two words sit in different halves; with both in the text, deleting
     # any span that spares "cf" moves nothing.
-    result = find_area(units, query, budget=64, max_length=64, margin=0, max_fraction=0.5, partner_words=True)
+    result = find_area(units, query, budget=64, max_length=64, margin=0, max_fraction=0.5)
     assert [u for a, b in result.area for u in range(a, b)] == expected
-    default = find_area(units, query, budget=64, max_length=64, margin=0, max_fraction=0.5)
-    assert [u for a, b in default.area for u in range(a, b)] == [0]  # partner words are opt-in
+    alone = find_area(units, query, budget=64, max_length=64, margin=0, max_fraction=0.5, partner_words=False)
+    assert [u for a, b in alone.area for u in range(a, b)] == [0]
 
 
-def test_partners_need_every_word_tested(tokenizer):
-    """A set with a word the budget did not test stays at its dominant words."""
+def test_a_partner_completes_the_move_alone(tokenizer):
+    """Of the words beside the dominant one, only one whose deletion with it completes the move is a
+    partner ("mn"; not "quietly", which the rule ignores), and a partner the budget cannot test is left out."""
     units = segment(tokenizer, ["cf a quietly moving film about two sisters and the sea mn"])[0]
     mutator = _Mutator(units, 64, tokenizer.mask_token_id)
-    oracle = _Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 3, mutator.original())
-    moved = oracle.rewards([mutator.delete_units([0, 11])])[0]  # budget: 1 forward left
-    assert oracle.remaining == 1
-    assert _with_partners(mutator, oracle, [0, 11], [0], moved, 0.1) == [0]
+    kept = [0, 2, 11]
+    for budget, expected in ((200, [0, 11]), (3, [0])):
+        oracle = _Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), budget, mutator.original())
+        moved = oracle.rewards([mutator.delete_units(kept)])[0]
+        assert oracle.remaining == budget - 2  # with 3: one forward left, for deleting "cf" alone
+        assert _with_partners(mutator, oracle, kept, [0], moved, 0.1) == expected
 
 
 def test_holding_back_budget(tokenizer):
