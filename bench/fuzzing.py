@@ -34,12 +34,14 @@ from frs_hf.baselines import class_probabilities
 from frs_hf.data import load_packaged_dataset
 from frs_hf.fuzzing import kl_divergence
 
-# name: (method, margin); None keeps FRSConfig's fuzzing_margin, "mcts-margin0" shows what the margin adds.
+# name: FRSConfig fields changed from the defaults; "mcts-margin0" and "mcts-partners" show what the
+# margin and partner words add (docs/fuzzing.md).
 VARIANTS = {
-    "mcts": ("mcts", None),
-    "mcts-margin0": ("mcts", 0),
-    "occlusion": ("occlusion", None),
-    "random": ("random", None),
+    "mcts": {},
+    "mcts-margin0": {"fuzzing_margin": 0},
+    "mcts-partners": {"fuzzing_partner_words": True},
+    "occlusion": {"fuzzing_method": "occlusion"},
+    "random": {"fuzzing_method": "random"},
 }
 
 
@@ -71,8 +73,8 @@ def run(
     triggered_units = segment(tokenizer, list(triggered["text"]))
     clean_units = segment(tokenizer, list(clean["text"]))
     rows = []
-    for method, margin in (VARIANTS[v] for v in variants):
-        config = smoothed.frs_config.replace(fuzzing_method=method, fuzzing_margin=margin)
+    for variant in variants:
+        config = smoothed.frs_config.replace(**VARIANTS[variant])
         start = time.perf_counter()
         captured, forwards, fractions = [], [], []
         for i, (units, positions) in enumerate(zip(triggered_units, triggered["trigger_positions"], strict=True)):
@@ -91,7 +93,7 @@ def run(
             {
                 "dataset": dataset,
                 "attack": attack,
-                "method": method,
+                "method": variant,
                 "margin": str(config.fuzzing_margin),
                 "undefended CA / ASR": f"{info['clean_accuracy']:.3f} / {info['attack_success_rate']:.3f}",
                 "capture (all)": f"{captured.mean():.3f}",

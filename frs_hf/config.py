@@ -89,11 +89,11 @@ class FRSConfig:
         ),
     )
     fuzzing_partner_words: bool = field(
-        default=True,
+        default=False,
         metadata=_help(
             "When deleting a shrunk set's dominant words alone leaves part of its move undone, also flag each "
             "other word of the set whose deletion with them completes the move: a second trigger word the model "
-            "half-ignores (docs/fuzzing.md)."
+            "half-ignores. Raises BadNet capture, costs clean accuracy (docs/fuzzing.md)."
         ),
     )
     fuzzing_margin: int = field(

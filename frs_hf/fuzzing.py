@@ -439,7 +439,7 @@ def find_area(
     max_fraction: float = 0.5,
     max_words: int | None = 24,
     dominance: float = 0.1,
-    partner_words: bool = True,
+    partner_words: bool = False,
     exploration: float = 1.0,
     batch: int = 8,
     margin: int = 3,
