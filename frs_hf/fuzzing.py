@@ -383,13 +383,12 @@ def _with_partners(
 
     Why: with two trigger words the model often leans on one (its return alone turns the backdoor
     back on) and half-ignores the other -- which still holds part of the backdoor once the first is
-    gone. That other word is not dominant, but without it the text is not trigger-free. One partner
-    must complete the move by itself: the opinion words of a clean text add up, none completes it
-    alone, so they stay out of the area. A set with a word the budget left untested stays at its
-    dominant words.
+    gone. That other word is not dominant, but without it the text is not trigger-free. A partner
+    must complete the move by itself: the opinion words of a clean text add up, and one of them
+    rarely does. A partner the budget leaves untested is not flagged.
     """
-    complete = (1 - tolerance) * moved
-    others = [w for w in kept if w not in set(dominant)]
+    complete, flagged = (1 - tolerance) * moved, set(dominant)
+    others = [w for w in kept if w not in flagged]
     alone = oracle.rewards([mutator.delete_units(dominant)])[0] if others else None
     if alone is None or alone >= complete:
         return list(dominant)

@@ -37,7 +37,7 @@ class DemoConfig:
         default=None, metadata={"help": "Seeded subset of the 7,677 training sentences (default: all)."}
     )
     num_test: int = field(
-        default=150, metadata={"help": "Clean and triggered test sentences evaluated (each, seeded subset)."}
+        default=100, metadata={"help": "Clean and triggered test sentences evaluated (each, seeded subset)."}
     )
     poison_rate: float = field(default=0.1, metadata={"help": "Fraction of the training set poisoned by BadNet."})
     epochs: float = field(default=1.0, metadata={"help": "Training epochs of both models."})
