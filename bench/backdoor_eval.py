@@ -342,6 +342,8 @@ def main(argv: list[str] | None = None) -> None:
             defenses["frs"] = lambda seed, c=certifier: PipelineFRSDefense(c, seed=seed, batch_size=args.texts_per_call)
         else:
             defenses["frs"] = baseline("frs", m["frs_model"])
+    if "onion" in defenses:
+        defenses["onion"](args.model_seed)  # loads the LM now: a missing package fails before the long evaluation
 
     report = evaluate_defenses(
         defenses,

@@ -16,6 +16,11 @@ texts of the non-target class:
     python bench/fuzzing.py --datasets imdb --attacks badnet --num-test 30 --train-size 3000 --epochs 2 \
         --learning-rate 1e-4 --poison-rate 0.2   # long reviews (about 230 words)
     python bench/fuzzing.py --methods mcts --budget 128   # one area finder, another budget
+    python bench/fuzzing.py --methods mcts mcts-calibrated   # the floor fitted to each model (calibrate_fuzzing)
+
+``mcts-calibrated`` first fits ``fuzzing_min_kl`` to the model on ``--calibration-texts`` test texts
+that the table does not use (both classes), at ``calibrate_fuzzing``'s default share of texts
+without an area; the floor is printed in the ``min_kl`` column.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ VARIANTS = {
     "mcts": {},
     "mcts-margin0": {"fuzzing_margin": 0},
     "mcts-partners": {"fuzzing_partner_words": True},
+    "mcts-calibrated": {},  # fuzzing_min_kl from calibrate_fuzzing (run())
     "occlusion": {"fuzzing_method": "occlusion"},
     "random": {"fuzzing_method": "random"},
 }
@@ -53,6 +59,7 @@ def run(
     seed: int,
     training: dict,
     variants: Sequence[str] = tuple(VARIANTS),
+    calibration_texts: int = 100,
 ) -> list[dict]:
     model, tokenizer, info = backdoored_model(dataset, attack, **training)
     max_length = DEFAULT_MAX_LENGTH[dataset]
@@ -72,9 +79,17 @@ def run(
     matters = kl_divergence(clean_probs, trig_probs) >= smoothed.frs_config.fuzzing_min_kl
     triggered_units = segment(tokenizer, list(triggered["text"]))
     clean_units = segment(tokenizer, list(clean["text"]))
+    calibrated = None
+    if "mcts-calibrated" in variants:
+        non_target = [i for i, y in enumerate(test["label"]) if y != attack_config.target_label]
+        used = set(non_target[:num_test])  # the rows of `clean` and (triggered) of `triggered`
+        held_out = [i for i in range(len(test)) if i not in used][-calibration_texts:]
+        default = smoothed.frs_config
+        smoothed.calibrate_fuzzing(list(test.select(held_out)["text"]))  # sets smoothed.frs_config.fuzzing_min_kl
+        calibrated, smoothed.frs_config = smoothed.frs_config, default
     rows = []
     for variant in variants:
-        config = smoothed.frs_config.replace(**VARIANTS[variant])
+        config = (calibrated if variant == "mcts-calibrated" else smoothed.frs_config).replace(**VARIANTS[variant])
         start = time.perf_counter()
         captured, forwards, fractions = [], [], []
         for i, (units, positions) in enumerate(zip(triggered_units, triggered["trigger_positions"], strict=True)):
@@ -95,6 +110,7 @@ def run(
                 "attack": attack,
                 "method": variant,
                 "margin": str(config.fuzzing_margin),
+                "min_kl": f"{config.fuzzing_min_kl:g}",
                 "undefended CA / ASR": f"{info['clean_accuracy']:.3f} / {info['attack_success_rate']:.3f}",
                 "capture (all)": f"{captured.mean():.3f}",
                 "capture (flipped)": f"{captured[flipped].mean():.3f} ({flipped.sum()})",
@@ -120,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--calibration-texts", type=int, default=100, help="Held-out test texts that mcts-calibrated fits the floor on."
+    )
+    parser.add_argument(
         "--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="Area finders (default: all)."
     )
     group = parser.add_argument_group("the backdoored model (bench/backdoor.py; trained once, then cached)")
@@ -138,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         r
         for d in args.datasets
         for a in args.attacks
-        for r in run(d, a, args.num_test, args.budget, args.seed, training, args.methods)
+        for r in run(d, a, args.num_test, args.budget, args.seed, training, args.methods, args.calibration_texts)
     ]
     print("\n| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:

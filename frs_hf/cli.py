@@ -79,6 +79,31 @@ def _certify_dataset(smoothed, args: argparse.Namespace, overrides: dict) -> int
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from .data import load_any_dataset
+    from .modeling import SmoothedModelForSequenceClassification
+
+    path = resolve_model(args.model)
+    output = args.output or (path if os.path.isdir(path) and path == args.model else None)
+    if output is None:
+        raise ValueError(f"{args.model} is not a local model directory: give --output for frs_config.json.")
+    dataset = load_any_dataset(args.dataset, split=args.split)
+    if args.text_column not in dataset.column_names:
+        raise ValueError(
+            f"No column {args.text_column!r} in {args.dataset}; columns: {', '.join(dataset.column_names)}."
+        )
+    dataset = dataset.shuffle(seed=args.seed).select(range(min(args.num_texts, len(dataset))))
+    smoothed = SmoothedModelForSequenceClassification.from_pretrained(path)
+    before = smoothed.frs_config.fuzzing_min_kl
+    floor = smoothed.calibrate_fuzzing(list(dataset[args.text_column]), empty_fraction=args.empty_fraction)
+    smoothed.frs_config.save_pretrained(output)
+    print(
+        f"fuzzing_min_kl: {before} -> {floor} nats (at least {args.empty_fraction:.0%} of {len(dataset)} texts of "
+        f"{args.dataset}/{args.split} get no area); wrote {os.path.join(output, 'frs_config.json')}"
+    )
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -195,6 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
         certify, FRSConfig, "FRS settings (default: the model's frs_config.json, else FRSConfig())"
     )
     certify.set_defaults(func=_certify)
+
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="Fit fuzzing_min_kl to a model on clean held-out texts and write it to the model's frs_config.json.",
+    )
+    calibrate.add_argument("--model", required=True, help="A local model directory (or any model with --output).")
+    calibrate.add_argument("--dataset", required=True, help="Packaged name, local csv/tsv/jsonl, or Hub name.")
+    calibrate.add_argument("--split", default="validation", help="A split of clean texts (default: validation).")
+    calibrate.add_argument("--text-column", default="text")
+    calibrate.add_argument("--num-texts", type=int, default=200, help="Texts used (a seeded sample).")
+    calibrate.add_argument(
+        "--empty-fraction", type=float, default=0.8, help="Share of the texts that must get no area (default 0.8)."
+    )
+    calibrate.add_argument("--seed", type=int, default=0, help="Seed of the sample of texts.")
+    calibrate.add_argument("--output", help="Directory for frs_config.json (default: the model directory).")
+    calibrate.set_defaults(func=_calibrate)
 
     evaluate = sub.add_parser(
         "evaluate",

@@ -22,7 +22,7 @@ from transformers.utils import PushToHubMixin, cached_file, logging
 
 from .certify import certify_from_counts, predict_from_counts
 from .config import FRSConfig
-from .fuzzing import FuzzingResult, find_area
+from .fuzzing import FuzzingResult, Query, calibrate_min_kl, find_area, memoize
 from .randomize import RandomizedCopies, Span, TextUnits, check_texts, collate, randomize, segment, unit_rates
 from .weight_noise import WeightNoise
 
@@ -404,18 +404,18 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         return self.model(**{k: v.to(self.device) for k, v in inputs.items()}).logits
 
     def find_area(
-        self, units: TextUnits, config: FRSConfig | None = None, *, index: int = 0, max_length: int | None = None
+        self,
+        units: TextUnits,
+        config: FRSConfig | None = None,
+        *,
+        index: int = 0,
+        max_length: int | None = None,
+        query: Query | None = None,
     ) -> FuzzingResult:
-        """Fuzz one segmented text for its vulnerable area with the clean (noise-free) base model."""
+        """Fuzz one segmented text for its vulnerable area with the clean (noise-free) base model
+        (or ``query``, e.g. a :func:`~frs_hf.fuzzing.memoize`-d :meth:`fuzzing_query`)."""
         config = config or self.frs_config
-
-        def query(sequences: list[np.ndarray]) -> np.ndarray:
-            probs = []
-            with self._eval_mode(), torch.inference_mode():
-                for b in range(0, len(sequences), config.batch_size):
-                    probs.append(self._logits(sequences[b : b + config.batch_size]).float().softmax(-1).cpu().numpy())
-            return np.concatenate(probs)
-
+        query = query or self.fuzzing_query(config)
         mask_id = self.tokenizer.mask_token_id
         return find_area(
             units,
@@ -436,6 +436,57 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             batch=config.fuzzing_batch,
             margin=config.fuzzing_margin,
         )
+
+    def fuzzing_query(self, config: FRSConfig | None = None) -> Query:
+        """Class probabilities of token sequences under the clean (noise-free) base model, in
+        batches of ``config.batch_size``: what the fuzzing search queries."""
+        batch_size = (config or self.frs_config).batch_size
+
+        def query(sequences: list[np.ndarray]) -> np.ndarray:
+            probs = []
+            with self._eval_mode(), torch.inference_mode():
+                for b in range(0, len(sequences), batch_size):
+                    probs.append(self._logits(sequences[b : b + batch_size]).float().softmax(-1).cpu().numpy())
+            return np.concatenate(probs)
+
+        return query
+
+    def calibrate_fuzzing(
+        self, texts: Sequence[str], *, empty_fraction: float = 0.8, config: FRSConfig | None = None
+    ) -> float:
+        """Set ``fuzzing_min_kl`` for this model from clean texts: the smallest floor at which at
+        least ``empty_fraction`` of them get no vulnerable area (:func:`~frs_hf.fuzzing.calibrate_min_kl`).
+
+        Why: the default floor (1 nat) suits a confident classifier; deleting the trigger of a less
+        confident one moves its output less, and a floor in nats then hides the trigger. The default
+        0.8 is what the 1-nat floor gives on the full-data demo model (82% of clean sentences without an
+        area); lower it to trade clean accuracy for capture (docs/fuzzing.md). Give texts you trust
+        to be clean (a held-out split, 100-200 of them): a few triggered ones barely move the quantile.
+        Updates ``self.frs_config`` (written by ``save_pretrained``) and returns the floor. Costs
+        about three searches per text (the queries are memoized).
+        """
+        config = config or self.frs_config
+        all_units = segment(self.tokenizer, check_texts(texts))
+        query = memoize(self.fuzzing_query(config))
+        steps = 7
+        bar = tqdm(
+            total=steps * len(all_units),
+            desc="Calibrating fuzzing_min_kl",
+            unit="text",
+            disable=not logging.is_progress_bar_enabled(),
+        )
+
+        def empty_share(floor: float) -> float:
+            trial = config.replace(fuzzing_min_kl=floor)
+            empty = [not self.find_area(u, trial, index=i, query=query).area for i, u in enumerate(all_units)]
+            bar.update(min(len(empty), bar.total - bar.n))
+            bar.set_postfix(min_kl=f"{floor:.3g}", empty=f"{np.mean(empty):.0%}")
+            return float(np.mean(empty))
+
+        with bar:
+            floor = round(calibrate_min_kl(empty_share, empty_fraction=empty_fraction, steps=steps), 3)
+        self.frs_config = self.frs_config.replace(fuzzing_min_kl=floor)
+        return floor
 
     def _weight_noise(self, config: FRSConfig) -> WeightNoise:
         modules = tuple(config.weight_noise_modules or ())

@@ -77,6 +77,23 @@ def test_certify_a_local_dataset_writes_reports(capsys, tmp_path, tiny_sentiment
     assert "No text column 'text'" in capsys.readouterr().err
 
 
+def test_calibrate_writes_the_floor_into_the_model(capsys, tmp_path, tiny_sentiment_model, tokenizer):
+    from frs_hf import SmoothedModelForSequenceClassification
+
+    SmoothedModelForSequenceClassification(tiny_sentiment_model, tokenizer, FRSConfig(n=40, n0=4)).save_pretrained(
+        tmp_path
+    )
+    args = ["calibrate", "--model", str(tmp_path), "--dataset", "rotten_tomatoes", "--num-texts", "12"]
+    assert main(args) == 2
+    assert "Split 'validation' not found in rotten_tomatoes; available: train, test" in capsys.readouterr().err
+    assert main([*args, "--split", "test"]) == 0
+    floor = FRSConfig.from_pretrained(tmp_path).fuzzing_min_kl
+    assert floor != FRSConfig.fuzzing_min_kl and f"-> {floor} nats" in capsys.readouterr().out
+    assert FRSConfig.from_pretrained(tmp_path).n == 40  # the other saved settings are kept
+    assert main(["calibrate", "--model", "packaged:minilm", "--dataset", "rotten_tomatoes", "--split", "test"]) == 2
+    assert "give --output" in capsys.readouterr().err
+
+
 def test_evaluate_writes_the_report(capsys, tmp_path, planted_trigger_model, tokenizer):
     from conftest import TRIGGER, synthetic_reviews
 

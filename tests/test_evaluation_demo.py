@@ -14,7 +14,7 @@ from frs_hf.evaluation.demo import DemoConfig
 @pytest.mark.slow
 def test_fast_demo_writes_the_report_and_both_models(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--fast", "--output-dir", str(out)]) == 0
+    assert main(["demo", "--fast", "--calibration-texts", "8", "--output-dir", str(out)]) == 0
     printed = capsys.readouterr().out
     rows = ["undefended", "FRS-trained, no smoothing", "uniform deletion 0.5", "FRS"]
     for row in rows:
@@ -31,6 +31,8 @@ def test_fast_demo_writes_the_report_and_both_models(tmp_path, capsys):
     assert not list(out.glob("*-scratch"))  # the trainers' scratch folders are removed
     smoothed = SmoothedModelForSequenceClassification.from_pretrained(out / "frs")
     assert smoothed.frs_config.omega_low == DemoConfig().omega_low
+    floor = report["metadata"]["fuzzing_min_kl"]  # calibrated on 8 held-out sentences, written with the model
+    assert smoothed.frs_config.fuzzing_min_kl == floor and 0.05 < floor < 5.0
 
 
 def test_demo_config_validates():
@@ -38,4 +40,6 @@ def test_demo_config_validates():
         DemoConfig(num_test=0)
     with pytest.raises(ValueError, match="omega_low"):
         DemoConfig(omega_low=0.99, omega_high=0.5)
+    with pytest.raises(ValueError, match="calibration_texts"):
+        DemoConfig(calibration_texts=500)
     assert DemoConfig(fast=True).n == 20

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -13,11 +15,13 @@ from frs_hf.fuzzing import (
     _Oracle,
     _with_partners,
     area_cap,
+    calibrate_min_kl,
     dilate,
     dominant_words,
     find_area,
     kl_divergence,
     mcts_search,
+    memoize,
     reduce_deletion_set,
     restore_chunks,
     select_area,
@@ -75,6 +79,66 @@ def test_search_captures_planted_trigger(smoothed, triggered, method):
         if method != "occlusion":
             assert result.num_forwards <= config.fuzzing_budget
     assert captured >= 19, f"{method} captured the trigger in {captured}/20 texts"
+
+
+def test_calibration_finds_the_triggers_a_fixed_floor_hides(smoothed, triggered, rotten_tomatoes):
+    """A less confident copy of the backdoored model (its head's logits divided by 4: the same
+    decisions, softer probabilities) moves far less when its trigger is deleted, and a fixed floor
+    hides the triggers. A floor calibrated on clean sentences brings them back while leaving at
+    least half of those sentences without an area."""
+    cool = copy.deepcopy(smoothed.model)
+    with torch.no_grad():
+        cool.classifier.weight /= 4
+        cool.classifier.bias /= 4
+    fixed = smoothed.frs_config.replace(fuzzing_min_kl=0.5)
+    model = SmoothedModelForSequenceClassification.from_model(cool, smoothed.tokenizer, fixed)
+
+    def captured(config):
+        units = segment(smoothed.tokenizer, [poisoned for _, poisoned, _ in triggered])
+        areas = [model.find_area(u, config, index=i).area for i, u in enumerate(units)]
+        return sum(any(a <= pos < b for a, b in area) for area, (_, _, pos) in zip(areas, triggered, strict=True))
+
+    held_out = rotten_tomatoes["train"]["text"][:40]
+    before = captured(fixed)
+    floor = model.calibrate_fuzzing(held_out, empty_fraction=0.5)
+    after = captured(model.frs_config)
+    units = segment(smoothed.tokenizer, held_out)
+    empty = np.mean([not model.find_area(u, index=i).area for i, u in enumerate(units)])
+    assert before <= 2  # measured: 0 of 20
+    assert model.frs_config.fuzzing_min_kl == floor < 0.5
+    assert empty >= 0.5
+    assert after >= 12  # measured: 14 of 20 at a floor of 0.096 nats
+
+
+def test_calibrate_min_kl_bisects_to_the_quantile():
+    critical = np.array([0.1, 0.2, 0.3, 0.6, 0.9, 1.5, 2.0, 3.0])  # text i gets no area at floors above critical[i]
+    calls = []
+
+    def empty_share(floor):
+        calls.append(floor)
+        return float(np.mean(critical < floor))
+
+    floor = calibrate_min_kl(empty_share, empty_fraction=0.5, steps=10)
+    assert 0.6 < floor <= 0.6 * 1.01 and len(calls) == 10  # the smallest floor with 4 of 8 texts empty
+    assert 0.1 < calibrate_min_kl(empty_share, empty_fraction=0.1) <= 0.1 * 1.05
+    with pytest.warns(UserWarning, match="are they clean"):
+        assert calibrate_min_kl(lambda floor: 0.0, high=5.0) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="empty_fraction"):
+        calibrate_min_kl(empty_share, empty_fraction=0.0)
+
+
+def test_memoize_forwards_each_sequence_once():
+    seen = []
+
+    def query(sequences):
+        seen.extend(s.tobytes() for s in sequences)
+        return np.stack([np.array([s.sum(), 1.0]) for s in sequences])
+
+    cached = memoize(query)
+    a, b = np.array([1, 2]), np.array([3, 4])
+    first = cached([a, b, a])
+    assert len(seen) == 2 and first[:, 0].tolist() == [3, 7, 3]
+    assert cached([b, a]).tolist() == [[7, 1], [3, 1]] and len(seen) == 2
 
 
 def test_mcts_budget_is_respected_exactly_and_deterministic(smoothed, triggered):

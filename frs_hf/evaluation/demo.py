@@ -39,6 +39,16 @@ class DemoConfig:
     num_test: int = field(
         default=100, metadata={"help": "Clean and triggered test sentences evaluated (each, seeded subset)."}
     )
+    calibration_texts: int = field(
+        default=0,
+        metadata={
+            "help": "Held-out test sentences (never evaluated) on which FRS's fuzzing_min_kl is calibrated "
+            "(SmoothedModelForSequenceClassification.calibrate_fuzzing); 0 keeps the default floor."
+        },
+    )
+    calibration_empty_fraction: float = field(
+        default=0.8, metadata={"help": "Share of the held-out sentences the calibrated floor leaves without an area."}
+    )
     poison_rate: float = field(default=0.1, metadata={"help": "Fraction of the training set poisoned by BadNet."})
     epochs: float = field(default=1.0, metadata={"help": "Training epochs of both models."})
     n: int = field(default=100, metadata={"help": "Randomized copies per sentence for the smoothing defenses."})
@@ -56,6 +66,10 @@ class DemoConfig:
             self.train_size, self.num_test, self.n = 256, 16, 20
         if self.num_test < 1:
             raise ValueError(f"num_test must be at least 1, got {self.num_test}.")
+        if not 0 <= self.calibration_texts <= 400:
+            raise ValueError(
+                f"calibration_texts must be in [0, 400] (of 853 test sentences), got {self.calibration_texts}."
+            )
         FRSConfig(omega_low=self.omega_low, omega_high=self.omega_high, n=self.n, n0=min(10, self.n), alpha=self.alpha)
 
 
@@ -65,6 +79,8 @@ def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
     start = time.perf_counter()
     data = load_packaged_dataset("rotten_tomatoes")
     train, test = data["train"], data["test"].shuffle(seed=config.seed)
+    held_out = test.select(range(len(test) - config.calibration_texts, len(test)))
+    test = test.select(range(len(test) - config.calibration_texts))
     if config.train_size is not None:
         train = train.shuffle(seed=config.seed).select(range(min(config.train_size, len(train))))
     attack = BadNetConfig(poison_rate=config.poison_rate, target_label=1, seed=config.seed)
@@ -114,6 +130,10 @@ def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
         seed=config.seed,
     )
     smoothed = SmoothedModelForSequenceClassification(models["frs"], tokenizer, smoothing)
+    if config.calibration_texts:
+        floor = smoothed.calibrate_fuzzing(list(held_out["text"]), empty_fraction=config.calibration_empty_fraction)
+        path = os.path.join(config.output_dir, "frs")
+        FRSConfig.from_pretrained(path).replace(fuzzing_min_kl=floor).save_pretrained(path)
     defenses = {
         "undefended": lambda seed: NoDefense(models["undefended"], tokenizer, max_length=MAX_LENGTH),
         "FRS-trained, no smoothing": lambda seed: NoDefense(models["frs"], tokenizer, max_length=MAX_LENGTH),
@@ -134,6 +154,7 @@ def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
             "demo": asdict(config),
             "attack": {"name": "badnet", **asdict(attack)},
             "train_seconds": train_seconds,
+            "fuzzing_min_kl": smoothed.frs_config.fuzzing_min_kl,
         },
     )
     report.metadata["total_seconds"] = time.perf_counter() - start
