@@ -8,7 +8,7 @@ import pytest
 
 from frs_hf import SmoothedModelForSequenceClassification
 from frs_hf.cli import main
-from frs_hf.evaluation.demo import DemoConfig
+from frs_hf.evaluation.demo import DemoConfig, split_held_out
 
 
 @pytest.mark.slow
@@ -43,3 +43,11 @@ def test_demo_config_validates():
     with pytest.raises(ValueError, match="calibration_texts"):
         DemoConfig(calibration_texts=500)
     assert DemoConfig(fast=True).n == 20
+
+
+def test_held_out_sentences_come_from_the_end(rotten_tomatoes):
+    test = rotten_tomatoes["test"]
+    for k in (0, 8):  # 0: the README's demo, no calibration
+        evaluated, held_out = split_held_out(test, k)
+        assert len(held_out) == k and len(evaluated) == len(test) - k
+        assert evaluated["text"][:5] == test["text"][:5] and held_out["text"] == test["text"][len(test) - k :]

@@ -13,6 +13,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
+from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
 from ..attacks import BadNetConfig, poison_dataset, triggered_test_set
@@ -73,14 +74,20 @@ class DemoConfig:
         FRSConfig(omega_low=self.omega_low, omega_high=self.omega_high, n=self.n, n0=min(10, self.n), alpha=self.alpha)
 
 
+def split_held_out(test: Dataset, num_held_out: int) -> tuple[Dataset, Dataset]:
+    """The last ``num_held_out`` rows apart (for calibration), the rest for evaluation: the first
+    rows, which the evaluation draws from, stay the same whatever ``num_held_out``."""
+    cut = len(test) - num_held_out
+    return test.select(range(cut)), test.select(range(cut, len(test))) if num_held_out else test.select([])
+
+
 def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
     """Run the demo; writes ``report.{md,json,png}``, ``undefended/`` and ``frs/`` under ``output_dir``."""
     config = config or DemoConfig()
     start = time.perf_counter()
     data = load_packaged_dataset("rotten_tomatoes")
     train, test = data["train"], data["test"].shuffle(seed=config.seed)
-    held_out = test.select(range(len(test) - config.calibration_texts, len(test)))
-    test = test.select(range(len(test) - config.calibration_texts))
+    test, held_out = split_held_out(test, config.calibration_texts)
     if config.train_size is not None:
         train = train.shuffle(seed=config.seed).select(range(min(config.train_size, len(train))))
     attack = BadNetConfig(poison_rate=config.poison_rate, target_label=1, seed=config.seed)
