@@ -458,12 +458,12 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         least ``empty_fraction`` of them get no vulnerable area (:func:`~frs_hf.fuzzing.calibrate_min_kl`).
 
         Why: the default floor (1 nat) suits a confident classifier; deleting the trigger of a less
-        confident one moves its output less, and a floor in nats then hides the trigger. The default
-        0.8 is what the 1-nat floor gives on the full-data demo model (82% of clean sentences without an
-        area); lower it to trade clean accuracy for capture (docs/fuzzing.md). Give texts you trust
-        to be clean (a held-out split, 100-200 of them): a few triggered ones barely move the quantile.
-        Updates ``self.frs_config`` (written by ``save_pretrained``) and returns the floor. Costs
-        about three searches per text (the queries are memoized).
+        confident one moves its output less, and a floor in nats then hides the trigger. With the
+        default 0.8 the full-data demo model gets back about the 1 nat tuned for it (1.06); lower it
+        to trade clean accuracy for capture (docs/fuzzing.md). Give texts you trust to be clean (a
+        held-out split, 100-200 of them): a few triggered ones barely move the quantile. Updates
+        ``self.frs_config`` (written by ``save_pretrained``) and returns the floor. Costs about two
+        searches per text: seven rounds, with the model's answers memoized.
         """
         config = config or self.frs_config
         all_units = segment(self.tokenizer, check_texts(texts))
