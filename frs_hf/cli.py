@@ -80,7 +80,7 @@ def _certify_dataset(smoothed, args: argparse.Namespace, overrides: dict) -> int
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .data import load_any_dataset
+    from .data import load_any_dataset, require_columns
     from .modeling import SmoothedModelForSequenceClassification
 
     path = resolve_model(args.model)
@@ -88,10 +88,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     if output is None:
         raise ValueError(f"{args.model} is not a local model directory: give --output for frs_config.json.")
     dataset = load_any_dataset(args.dataset, split=args.split)
-    if args.text_column not in dataset.column_names:
-        raise ValueError(
-            f"No column {args.text_column!r} in {args.dataset}; columns: {', '.join(dataset.column_names)}."
-        )
+    require_columns(dataset, args.text_column, what=args.dataset)
     dataset = dataset.shuffle(seed=args.seed).select(range(min(args.num_texts, len(dataset))))
     smoothed = SmoothedModelForSequenceClassification.from_pretrained(path)
     before = smoothed.frs_config.fuzzing_min_kl

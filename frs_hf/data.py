@@ -61,6 +61,14 @@ def load_packaged_dataset(name: str, test_size: float = 0.1) -> DatasetDict:
     return data.train_test_split(test_size=test_size, seed=_SPLIT_SEED, stratify_by_column="label")
 
 
+def require_columns(dataset, *names: str, what: str = "the dataset") -> None:
+    """Fail with the columns that exist, before a missing one surfaces as a KeyError deep in ``map``."""
+    columns = list(getattr(dataset, "column_names", None) or [])
+    for name in names:
+        if name not in columns:
+            raise ValueError(f"Column {name!r} not found in {what}; its columns are: {', '.join(columns) or 'none'}.")
+
+
 def load_any_dataset(name_or_path: str, split: str | None = None, **kwargs) -> Dataset | DatasetDict:
     """A packaged dataset by name, a local csv/tsv/json/jsonl file, or a Hub dataset."""
     if name_or_path in PACKAGED_DATASETS:

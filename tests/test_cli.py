@@ -74,7 +74,7 @@ def test_certify_a_local_dataset_writes_reports(capsys, tmp_path, tiny_sentiment
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["config"]["n"] == 40
 
     assert main([*args, "--text-column", "text"]) == 2
-    assert "No text column 'text'" in capsys.readouterr().err
+    assert "Column 'text' not found in" in capsys.readouterr().err
 
 
 def test_calibrate_writes_the_floor_into_the_model(capsys, tmp_path, tiny_sentiment_model, tokenizer):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from datasets import Dataset
 
-from frs_hf.data import load_any_dataset, load_packaged_dataset
+from frs_hf.data import load_any_dataset, load_packaged_dataset, require_columns
 
 
 def test_rotten_tomatoes_split_is_fixed_and_balanced():
@@ -32,3 +33,10 @@ def test_local_files_and_bad_names(tmp_path):
         load_any_dataset(str(path), split="test")
     with pytest.raises(ValueError, match="Unknown packaged dataset"):
         load_packaged_dataset("sst5")
+
+
+def test_require_columns_names_the_missing_column_and_the_ones_there():
+    data = Dataset.from_dict({"sentence": ["a"], "label": [0]})
+    require_columns(data, "sentence", "label")
+    with pytest.raises(ValueError, match=r"Column 'text' not found in reviews.csv; its columns are: sentence, label\."):
+        require_columns(data, "sentence", "text", what="reviews.csv")

@@ -78,8 +78,8 @@ def test_overrides_label_names_and_predict_only(smoothed, dataset):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"text_column": "sentence"}, "No text column 'sentence'.*columns are"),
-        ({"label_column": "y"}, "No label column 'y'"),
+        ({"text_column": "sentence"}, "Column 'sentence' not found.*columns are"),
+        ({"label_column": "y"}, "Column 'y' not found"),
         ({"texts_per_call": 0}, "texts_per_call"),
         ({"n0": 0}, "n0"),
     ],

@@ -38,6 +38,7 @@ import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 
+from ..data import require_columns
 from .data_poisoning import BadNetConfig, PoisonConfig, insert_badnet, poison_dataset
 
 # Independent random streams derived from the config's seed (the data-poisoning streams are 0-2).
@@ -468,10 +469,7 @@ def poison_checkpoint(
             f"config must be an EmbeddingPoisoningConfig or a RipplesConfig, got {type(config).__name__}; "
             "data-poisoning attacks (BadNet, AddSent) poison a data set instead: use poison_dataset."
         )
-    for column in (text_column, label_column):
-        if column not in proxy_dataset.column_names:
-            columns = ", ".join(proxy_dataset.column_names)
-            raise ValueError(f"Column {column!r} not found; the proxy dataset has {columns}.")
+    require_columns(proxy_dataset, text_column, label_column, what="the proxy dataset")
     _check_inputs(model, proxy_dataset, config)
     trigger_token_ids(tokenizer, config.triggers)  # a trigger that is not one token fails before any work
     if isinstance(config, EmbeddingPoisoningConfig):

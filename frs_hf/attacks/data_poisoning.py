@@ -23,6 +23,8 @@ from typing import ClassVar
 import numpy as np
 from datasets import ClassLabel, Dataset, Features, List, Value
 
+from ..data import require_columns
+
 _WORD = re.compile(r"\S+")  # a word unit, as in frs_hf.randomize
 
 # Independent random streams derived from the config's seed.
@@ -186,9 +188,7 @@ def insert_addsent(text: str, rng: np.random.Generator, config: AddSentConfig) -
 
 
 def _labels_and_check(dataset: Dataset, config: PoisonConfig, text_column: str, label_column: str) -> np.ndarray:
-    for column in (text_column, label_column):
-        if column not in dataset.column_names:
-            raise ValueError(f"Column {column!r} not found; the dataset has {', '.join(dataset.column_names)}.")
+    require_columns(dataset, text_column, label_column)
     labels = np.asarray(dataset[label_column])
     feature = dataset.features[label_column]
     if isinstance(feature, ClassLabel):

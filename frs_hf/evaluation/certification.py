@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ..data import require_columns
 from ..modeling import FRSResult, SmoothedModelForSequenceClassification
 from .metrics import summarize_certification
 
@@ -91,10 +92,7 @@ def certify_dataset(
     from accelerate import PartialState
     from accelerate.utils import gather_object
 
-    columns = list(getattr(dataset, "column_names", None) or [])
-    for kind, name in (("text", text_column), ("label", label_column)):
-        if name not in columns:
-            raise ValueError(f"No {kind} column {name!r} in the dataset; its columns are {columns}.")
+    require_columns(dataset, text_column, label_column)
     if len(dataset) == 0:
         raise ValueError("The dataset is empty: nothing to certify.")
     if texts_per_call < 1:

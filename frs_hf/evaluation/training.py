@@ -10,6 +10,7 @@ import torch
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
+from ..data import require_columns
 from ..trainer import FRSTrainer, FRSTrainingArguments
 
 
@@ -36,9 +37,7 @@ def fine_tune(
     schedule with 10% warm-up, weight decay 0.01, length-grouped batches, nothing saved
     (``output_dir`` is the trainer's scratch folder).
     """
-    for column in (text_column, label_column):
-        if column not in train.column_names:
-            raise ValueError(f"Column {column!r} not found; the dataset has {', '.join(train.column_names)}.")
+    require_columns(train, text_column, label_column, what="the training set")
     tokenized = train.map(
         lambda batch: tokenizer(batch[text_column], truncation=True, max_length=max_length),
         batched=True,
