@@ -227,7 +227,7 @@ def test_bad_inputs_raise(classifier, tokenizer, proxy):
         poison_checkpoint(model, tokenizer, proxy, EmbeddingPoisoningConfig(triggers=["xyzzy"]), progress=False)
     with pytest.raises(ValueError, match="target_label=3"):
         poison_checkpoint(model, tokenizer, proxy, EmbeddingPoisoningConfig(target_label=3), progress=False)
-    with pytest.raises(ValueError, match="'sentence'"):
+    with pytest.raises(ValueError, match="Column 'sentence' not found in the proxy dataset"):
         poison_checkpoint(model, tokenizer, proxy, EmbeddingPoisoningConfig(), text_column="sentence", progress=False)
     with pytest.raises(ValueError, match="poisons none"):
         poison_checkpoint(model, tokenizer, proxy.select(range(3)), EmbeddingPoisoningConfig(poison_rate=0.1))
