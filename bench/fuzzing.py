@@ -17,10 +17,12 @@ texts of the non-target class:
         --learning-rate 1e-4 --poison-rate 0.2   # long reviews (about 230 words)
     python bench/fuzzing.py --methods mcts --budget 128   # one area finder, another budget
     python bench/fuzzing.py --methods mcts mcts-calibrated   # the floor fitted to each model (calibrate_fuzzing)
+    python bench/fuzzing.py --methods mcts-calibrated mcts-partners-calibrated --empty-fraction 0.5
 
 ``mcts-calibrated`` first fits ``fuzzing_min_kl`` to the model on ``--calibration-texts`` test texts
-that the table does not use (both classes), at ``calibrate_fuzzing``'s default share of texts
-without an area; the floor is printed in the ``min_kl`` column.
+that the table does not use (both classes), at ``--empty-fraction`` (``calibrate_fuzzing``'s
+default 0.8) of them without an area; ``mcts-partners-calibrated`` adds partner words to that
+floor. The floor is printed in the ``min_kl`` column.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ VARIANTS = {
     "mcts-margin0": {"fuzzing_margin": 0},
     "mcts-partners": {"fuzzing_partner_words": True},
     "mcts-calibrated": {},  # fuzzing_min_kl from calibrate_fuzzing (run())
+    "mcts-partners-calibrated": {"fuzzing_partner_words": True},  # the same floor
     "occlusion": {"fuzzing_method": "occlusion"},
     "random": {"fuzzing_method": "random"},
 }
@@ -60,6 +63,7 @@ def run(
     training: dict,
     variants: Sequence[str] = tuple(VARIANTS),
     calibration_texts: int = 100,
+    empty_fraction: float = 0.8,
 ) -> list[dict]:
     model, tokenizer, info = backdoored_model(dataset, attack, **training)
     max_length = DEFAULT_MAX_LENGTH[dataset]
@@ -80,16 +84,17 @@ def run(
     triggered_units = segment(tokenizer, list(triggered["text"]))
     clean_units = segment(tokenizer, list(clean["text"]))
     calibrated = None
-    if "mcts-calibrated" in variants:
+    if any(v.endswith("-calibrated") for v in variants):
         non_target = [i for i, y in enumerate(test["label"]) if y != attack_config.target_label]
         used = set(non_target[:num_test])  # the rows of `clean` and (triggered) of `triggered`
         held_out = [i for i in range(len(test)) if i not in used][-calibration_texts:]
         default = smoothed.frs_config
-        smoothed.calibrate_fuzzing(list(test.select(held_out)["text"]))  # sets smoothed.frs_config.fuzzing_min_kl
+        # Sets smoothed.frs_config.fuzzing_min_kl. Partner words only widen an area, never make one.
+        smoothed.calibrate_fuzzing(list(test.select(held_out)["text"]), empty_fraction=empty_fraction)
         calibrated, smoothed.frs_config = smoothed.frs_config, default
     rows = []
     for variant in variants:
-        config = (calibrated if variant == "mcts-calibrated" else smoothed.frs_config).replace(**VARIANTS[variant])
+        config = (calibrated if variant.endswith("-calibrated") else smoothed.frs_config).replace(**VARIANTS[variant])
         start = time.perf_counter()
         captured, forwards, fractions = [], [], []
         for i, (units, positions) in enumerate(zip(triggered_units, triggered["trigger_positions"], strict=True)):
@@ -139,6 +144,12 @@ def main(argv: list[str] | None = None) -> None:
         "--calibration-texts", type=int, default=100, help="Held-out test texts that mcts-calibrated fits the floor on."
     )
     parser.add_argument(
+        "--empty-fraction",
+        type=float,
+        default=0.8,
+        help="Share of the calibration texts the fitted floor leaves without an area (0.5: the median clean text).",
+    )
+    parser.add_argument(
         "--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="Area finders (default: all)."
     )
     group = parser.add_argument_group("the backdoored model (bench/backdoor.py; trained once, then cached)")
@@ -153,11 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     training = {"train_size": args.train_size, "epochs": args.epochs, "learning_rate": args.learning_rate}
     if args.poison_rate is not None:
         training["attack_kwargs"] = {"poison_rate": args.poison_rate}
+    calibration = (args.calibration_texts, args.empty_fraction)
     rows = [
         r
         for d in args.datasets
         for a in args.attacks
-        for r in run(d, a, args.num_test, args.budget, args.seed, training, args.methods, args.calibration_texts)
+        for r in run(d, a, args.num_test, args.budget, args.seed, training, args.methods, *calibration)
     ]
     print("\n| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:
