@@ -241,6 +241,12 @@ def main(argv: list[str] | None = None) -> None:
         default=FRSConfig.fuzzing_partner_words,
         help="FRS fuzzing flags a half-ignored second trigger word (docs/fuzzing.md).",
     )
+    g.add_argument(
+        "--fuzzing-min-kl",
+        type=float,
+        default=FRSConfig.fuzzing_min_kl,
+        help="FRS fuzzing floor in nats (e.g. one fitted by bench/fuzzing.py's mcts-calibrated).",
+    )
     g.add_argument("--uniform-rate", type=float, default=0.5, help="Deletion rate of uniform-deletion.")
     g.add_argument("--masking-rate", type=float, default=0.5, help="Masking rate of uniform-masking.")
     g.add_argument(
@@ -304,6 +310,7 @@ def main(argv: list[str] | None = None) -> None:
         omega_high=args.omega_high,
         fuzzing_budget=args.fuzzing_budget,
         fuzzing_partner_words=args.fuzzing_partner_words,
+        fuzzing_min_kl=args.fuzzing_min_kl,
         n=args.n,
         n0=args.n0,
         alpha=args.alpha,
@@ -377,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
         f"\nScenario {args.scenario}, {args.dataset}, {args.attack} (target label {config.target_label}); "
         f"{len(clean_texts)} clean + {len(triggered_texts)} triggered test texts; smoothing n={args.n}, "
         f"n0={args.n0}, alpha={args.alpha}, FRS omega {args.omega_low}/{args.omega_high} "
-        f"(fuzzing budget {args.fuzzing_budget}, partner words {args.fuzzing_partner_words}), uniform deletion "
+        f"(fuzzing budget {args.fuzzing_budget}, partner words {args.fuzzing_partner_words}, floor {args.fuzzing_min_kl:g}), uniform deletion "
         f"{args.uniform_rate}, masking {args.masking_rate}, weight noise sigma {sigma}"
         + (f"; FRSTrainer {frs}" if args.scenario != "C" else "; FRS through the pipeline")
     )
