@@ -384,7 +384,8 @@ def main(argv: list[str] | None = None) -> None:
         f"\nScenario {args.scenario}, {args.dataset}, {args.attack} (target label {config.target_label}); "
         f"{len(clean_texts)} clean + {len(triggered_texts)} triggered test texts; smoothing n={args.n}, "
         f"n0={args.n0}, alpha={args.alpha}, FRS omega {args.omega_low}/{args.omega_high} "
-        f"(fuzzing budget {args.fuzzing_budget}, partner words {args.fuzzing_partner_words}, floor {args.fuzzing_min_kl:g}), uniform deletion "
+        f"(fuzzing budget {args.fuzzing_budget}, partner words {args.fuzzing_partner_words}, "
+        f"floor {args.fuzzing_min_kl:g}), uniform deletion "
         f"{args.uniform_rate}, masking {args.masking_rate}, weight noise sigma {sigma}"
         + (f"; FRSTrainer {frs}" if args.scenario != "C" else "; FRS through the pipeline")
     )
