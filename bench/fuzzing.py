@@ -18,6 +18,7 @@ texts of the non-target class:
     python bench/fuzzing.py --methods mcts --budget 128   # one area finder, another budget
     python bench/fuzzing.py --methods mcts mcts-calibrated   # the floor fitted to each model (calibrate_fuzzing)
     python bench/fuzzing.py --methods mcts-calibrated mcts-partners-calibrated --empty-fraction 0.5
+    python bench/fuzzing.py --methods mcts-partners --min-kl 0.9   # another fixed floor
 
 ``mcts-calibrated`` first fits ``fuzzing_min_kl`` to the model on ``--calibration-texts`` test texts
 that the table does not use (both classes), at ``--empty-fraction`` (``calibrate_fuzzing``'s
@@ -64,6 +65,7 @@ def run(
     variants: Sequence[str] = tuple(VARIANTS),
     calibration_texts: int = 100,
     empty_fraction: float = 0.8,
+    min_kl: float = FRSConfig.fuzzing_min_kl,
 ) -> list[dict]:
     model, tokenizer, info = backdoored_model(dataset, attack, **training)
     max_length = DEFAULT_MAX_LENGTH[dataset]
@@ -78,9 +80,9 @@ def run(
     flipped = (clean_probs.argmax(-1) != target) & (trig_probs.argmax(-1) == target)
 
     smoothed = SmoothedModelForSequenceClassification.from_model(
-        model, tokenizer, FRSConfig(fuzzing_budget=budget, max_length=max_length, seed=seed)
+        model, tokenizer, FRSConfig(fuzzing_budget=budget, fuzzing_min_kl=min_kl, max_length=max_length, seed=seed)
     )
-    matters = kl_divergence(clean_probs, trig_probs) >= smoothed.frs_config.fuzzing_min_kl
+    matters = kl_divergence(clean_probs, trig_probs) >= FRSConfig.fuzzing_min_kl  # the default floor, 1 nat
     triggered_units = segment(tokenizer, list(triggered["text"]))
     clean_units = segment(tokenizer, list(clean["text"]))
     calibrated = None
@@ -144,6 +146,12 @@ def main(argv: list[str] | None = None) -> None:
         "--calibration-texts", type=int, default=100, help="Held-out test texts that mcts-calibrated fits the floor on."
     )
     parser.add_argument(
+        "--min-kl",
+        type=float,
+        default=FRSConfig.fuzzing_min_kl,
+        help="fuzzing_min_kl of every variant but the calibrated ones (the 'trigger matters' floor stays 1 nat).",
+    )
+    parser.add_argument(
         "--empty-fraction",
         type=float,
         default=0.8,
@@ -164,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     training = {"train_size": args.train_size, "epochs": args.epochs, "learning_rate": args.learning_rate}
     if args.poison_rate is not None:
         training["attack_kwargs"] = {"poison_rate": args.poison_rate}
-    calibration = (args.calibration_texts, args.empty_fraction)
+    calibration = (args.calibration_texts, args.empty_fraction, args.min_kl)
     rows = [
         r
         for d in args.datasets
