@@ -35,8 +35,8 @@ def rotten_tomatoes():
     return load_packaged_dataset("rotten_tomatoes")
 
 
-def train_tiny_bert(tokenizer, texts, labels, *, num_labels=2, epochs=1, seed=0, hidden=32, layers=2):
-    """A 2-layer BERT trained from scratch with plain torch (kept independent of FRSTrainer)."""
+def tiny_bert(tokenizer, seed: int = 0, *, dropout=0.1, hidden=32, layers=2, num_labels=2):
+    """An untrained BERT over the MiniLM tokenizer's vocabulary: seconds to train on CPU."""
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
@@ -46,8 +46,15 @@ def train_tiny_bert(tokenizer, texts, labels, *, num_labels=2, epochs=1, seed=0,
         intermediate_size=2 * hidden,
         max_position_embeddings=128,
         num_labels=num_labels,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
-    model = BertForSequenceClassification(config)
+    return BertForSequenceClassification(config)
+
+
+def train_tiny_bert(tokenizer, texts, labels, *, num_labels=2, epochs=1, seed=0, hidden=32, layers=2):
+    """A 2-layer BERT trained from scratch with plain torch (kept independent of FRSTrainer)."""
+    model = tiny_bert(tokenizer, seed, hidden=hidden, layers=layers, num_labels=num_labels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     encoded = tokenizer(list(texts), truncation=True, max_length=64)["input_ids"]
     labels = torch.tensor(list(labels))

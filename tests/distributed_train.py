@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from test_trainer import tiny_bert  # tests/ is on sys.path: it holds this script
+from conftest import tiny_bert  # tests/ is on sys.path: it holds this script
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from frs_hf.data import load_packaged_dataset

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_bert
 from datasets import Dataset
-from transformers import BertConfig, BertForSequenceClassification, Trainer
+from transformers import Trainer
 
 from frs_hf import FRSTrainer
 from frs_hf.evaluation.training import fine_tune
-
-
-def tiny_bert(tokenizer):
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=2,
-    )
-    return BertForSequenceClassification(config)
 
 
 @pytest.mark.parametrize(("frs", "trainer_class"), [(None, Trainer), ({"frs_omega_low": 0.3}, FRSTrainer)])

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import torchrun_command
+from conftest import tiny_bert, torchrun_command
 from transformers import (
-    BertConfig,
     BertForSequenceClassification,
     DataCollatorWithPadding,
     Trainer,
@@ -24,22 +23,6 @@ from transformers import (
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
 from frs_hf.trainer import FRSTrainer, FRSTrainingArguments
 from frs_hf.weight_noise import WeightNoise
-
-
-def tiny_bert(tokenizer, seed: int = 0, dropout: float = 0.1) -> BertForSequenceClassification:
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=2,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-    )
-    return BertForSequenceClassification(config)
 
 
 @pytest.fixture(scope="module")
