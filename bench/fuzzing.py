@@ -172,12 +172,12 @@ def main(argv: list[str] | None = None) -> None:
     training = {"train_size": args.train_size, "epochs": args.epochs, "learning_rate": args.learning_rate}
     if args.poison_rate is not None:
         training["attack_kwargs"] = {"poison_rate": args.poison_rate}
-    calibration = (args.calibration_texts, args.empty_fraction, args.min_kl)
+    floor = dict(calibration_texts=args.calibration_texts, empty_fraction=args.empty_fraction, min_kl=args.min_kl)
     rows = [
         r
         for d in args.datasets
         for a in args.attacks
-        for r in run(d, a, args.num_test, args.budget, args.seed, training, args.methods, *calibration)
+        for r in run(d, a, args.num_test, args.budget, args.seed, training, args.methods, **floor)
     ]
     print("\n| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:
