@@ -78,6 +78,7 @@ def split_held_out(test: Dataset, num_held_out: int) -> tuple[Dataset, Dataset]:
     """The last ``num_held_out`` rows apart (for calibration), the rest for evaluation: the first
     rows, which the evaluation draws from, stay the same whatever ``num_held_out``."""
     cut = len(test) - num_held_out
+    # datasets rejects an empty range at the end (select(range(n, n))), hence select([]) for none.
     return test.select(range(cut)), test.select(range(cut, len(test))) if num_held_out else test.select([])
 
 
