@@ -65,6 +65,7 @@ def run(
     variants: Sequence[str] = tuple(VARIANTS),
     calibration_texts: int = 100,
     empty_fraction: float = 0.8,
+    by_class: bool = False,
     min_kl: float = FRSConfig.fuzzing_min_kl,
 ) -> list[dict]:
     model, tokenizer, info = backdoored_model(dataset, attack, **training)
@@ -92,7 +93,9 @@ def run(
         held_out = [i for i in range(len(test)) if i not in used][-calibration_texts:]
         default = smoothed.frs_config
         # Sets smoothed.frs_config.fuzzing_min_kl. Partner words only widen an area, never make one.
-        smoothed.calibrate_fuzzing(list(test.select(held_out)["text"]), empty_fraction=empty_fraction)
+        smoothed.calibrate_fuzzing(
+            list(test.select(held_out)["text"]), empty_fraction=empty_fraction, by_class=by_class
+        )
         calibrated, smoothed.frs_config = smoothed.frs_config, default
     rows = []
     for variant in variants:
@@ -158,6 +161,11 @@ def main(argv: list[str] | None = None) -> None:
         help="Share of the calibration texts the fitted floor leaves without an area (0.5: the median clean text).",
     )
     parser.add_argument(
+        "--by-class",
+        action="store_true",
+        help="Fit the floor so that --empty-fraction holds within each class the model predicts (by_class=True).",
+    )
+    parser.add_argument(
         "--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="Area finders (default: all)."
     )
     group = parser.add_argument_group("the backdoored model (bench/backdoor.py; trained once, then cached)")
@@ -172,7 +180,12 @@ def main(argv: list[str] | None = None) -> None:
     training = {"train_size": args.train_size, "epochs": args.epochs, "learning_rate": args.learning_rate}
     if args.poison_rate is not None:
         training["attack_kwargs"] = {"poison_rate": args.poison_rate}
-    floor = dict(calibration_texts=args.calibration_texts, empty_fraction=args.empty_fraction, min_kl=args.min_kl)
+    floor = dict(
+        calibration_texts=args.calibration_texts,
+        empty_fraction=args.empty_fraction,
+        by_class=args.by_class,
+        min_kl=args.min_kl,
+    )
     rows = [
         r
         for d in args.datasets

@@ -155,6 +155,11 @@ class _Oracle:
         return [self.cache.get(k) for k in keys]
 
 
+def original_sequence(units: TextUnits, max_length: int) -> np.ndarray:
+    """The token sequence the search starts from: the text as the model reads it, cut to ``max_length``."""
+    return _Mutator(units, max_length, None).original()
+
+
 class _Mutator:
     """Builds mutated token sequences from word units, without re-tokenizing."""
 

@@ -22,7 +22,7 @@ from transformers.utils import PushToHubMixin, cached_file, logging
 
 from .certify import certify_from_counts, predict_from_counts
 from .config import FRSConfig
-from .fuzzing import FuzzingResult, Query, calibrate_min_kl, find_area, memoize
+from .fuzzing import FuzzingResult, Query, calibrate_min_kl, find_area, memoize, original_sequence
 from .randomize import RandomizedCopies, Span, TextUnits, check_texts, collate, randomize, segment, unit_rates
 from .weight_noise import WeightNoise
 
@@ -452,7 +452,12 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         return query
 
     def calibrate_fuzzing(
-        self, texts: Sequence[str], *, empty_fraction: float = 0.8, config: FRSConfig | None = None
+        self,
+        texts: Sequence[str],
+        *,
+        empty_fraction: float = 0.8,
+        by_class: bool = False,
+        config: FRSConfig | None = None,
     ) -> float:
         """Set ``fuzzing_min_kl`` for this model from clean texts: the smallest floor at which at
         least ``empty_fraction`` of them get no vulnerable area (:func:`~frs_hf.fuzzing.calibrate_min_kl`).
@@ -464,10 +469,20 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         held-out split, 100-200 of them): a few triggered ones barely move the quantile. Updates
         ``self.frs_config`` (written by ``save_pretrained``) and returns the floor. Costs about two
         searches per text: seven rounds, with the model's answers memoized.
+
+        ``by_class=True`` asks for the share within each class the model predicts for the texts
+        (classes predicted for fewer than 5 of them aside): texts of the class a backdoor targets
+        rarely get an area, so on a mixed set the share is reached while most texts of the other
+        classes -- the ones a trigger rewrites -- still get one.
         """
         config = config or self.frs_config
         all_units = segment(self.tokenizer, check_texts(texts))
         query = memoize(self.fuzzing_query(config))
+        groups = [np.arange(len(all_units))]
+        if by_class:
+            length = self.max_length(config)
+            predicted = query([original_sequence(u, length) for u in all_units]).argmax(-1)
+            groups = [g for c in np.unique(predicted) if len(g := np.flatnonzero(predicted == c)) >= 5] or groups
         steps = 7
         bar = tqdm(
             total=steps * len(all_units),
@@ -478,10 +493,11 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
 
         def empty_share(floor: float) -> float:
             trial = config.replace(fuzzing_min_kl=floor)
-            empty = [not self.find_area(u, trial, index=i, query=query).area for i, u in enumerate(all_units)]
+            empty = np.array([not self.find_area(u, trial, index=i, query=query).area for i, u in enumerate(all_units)])
+            share = min(float(empty[g].mean()) for g in groups)
             bar.update(min(len(empty), bar.total - bar.n))
-            bar.set_postfix(min_kl=f"{floor:.3g}", empty=f"{np.mean(empty):.0%}")
-            return float(np.mean(empty))
+            bar.set_postfix(min_kl=f"{floor:.3g}", empty=f"{share:.0%}")
+            return share
 
         with bar:
             floor = round(calibrate_min_kl(empty_share, empty_fraction=empty_fraction, steps=steps), 3)
