@@ -17,13 +17,14 @@ texts of the non-target class:
         --learning-rate 1e-4 --poison-rate 0.2   # long reviews (about 230 words)
     python bench/fuzzing.py --methods mcts --budget 128   # one area finder, another budget
     python bench/fuzzing.py --methods mcts mcts-calibrated   # the floor fitted to each model (calibrate_fuzzing)
-    python bench/fuzzing.py --methods mcts-calibrated mcts-partners-calibrated --empty-fraction 0.5
+    python bench/fuzzing.py --methods mcts-calibrated mcts-partners-calibrated --empty-fraction 0.5 --by-class
     python bench/fuzzing.py --methods mcts-partners --min-kl 0.9   # another fixed floor
 
 ``mcts-calibrated`` first fits ``fuzzing_min_kl`` to the model on ``--calibration-texts`` test texts
 that the table does not use (both classes), at ``--empty-fraction`` (``calibrate_fuzzing``'s
-default 0.8) of them without an area; ``mcts-partners-calibrated`` adds partner words to that
-floor. The floor is printed in the ``min_kl`` column.
+default 0.8) of them -- with ``--by-class``, of each class the model predicts -- without an area;
+``mcts-partners-calibrated`` adds partner words to that floor. The floor is printed in the
+``min_kl`` column.
 """
 
 from __future__ import annotations

@@ -92,11 +92,13 @@ def _calibrate(args: argparse.Namespace) -> int:
     dataset = dataset.shuffle(seed=args.seed).select(range(min(args.num_texts, len(dataset))))
     smoothed = SmoothedModelForSequenceClassification.from_pretrained(path)
     before = smoothed.frs_config.fuzzing_min_kl
-    floor = smoothed.calibrate_fuzzing(list(dataset[args.text_column]), empty_fraction=args.empty_fraction)
+    texts = list(dataset[args.text_column])
+    floor = smoothed.calibrate_fuzzing(texts, empty_fraction=args.empty_fraction, by_class=args.by_class)
     smoothed.frs_config.save_pretrained(output)
+    where = "of each predicted class among" if args.by_class else "of"
     print(
-        f"fuzzing_min_kl: {before} -> {floor} nats (at least {args.empty_fraction:.0%} of {len(dataset)} texts of "
-        f"{args.dataset}/{args.split} get no area); wrote {os.path.join(output, 'frs_config.json')}"
+        f"fuzzing_min_kl: {before} -> {floor} nats (at least {args.empty_fraction:.0%} {where} {len(dataset)} texts "
+        f"of {args.dataset}/{args.split} get no area); wrote {os.path.join(output, 'frs_config.json')}"
     )
     return 0
 
@@ -229,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--num-texts", type=int, default=200, help="Texts used (a seeded sample).")
     calibrate.add_argument(
         "--empty-fraction", type=float, default=0.8, help="Share of the texts that must get no area (default 0.8)."
+    )
+    calibrate.add_argument(
+        "--by-class",
+        action="store_true",
+        help="Reach --empty-fraction within each class the model predicts, not over the mixed texts.",
     )
     calibrate.add_argument("--seed", type=int, default=0, help="Seed of the sample of texts.")
     calibrate.add_argument("--output", help="Directory for frs_config.json (default: the model directory).")

@@ -110,6 +110,23 @@ def test_calibration_finds_the_triggers_a_fixed_floor_hides(smoothed, triggered,
     assert after >= 12  # measured: 14 of 20 at a floor of 0.096 nats
 
 
+def test_calibrate_fuzzing_by_class_reaches_the_share_in_every_predicted_class(smoothed, rotten_tomatoes):
+    """On a mixed set the share of texts without an area can be reached while most texts of one
+    class still get one; ``by_class=True`` raises the floor until each predicted class has it."""
+    model = SmoothedModelForSequenceClassification.from_model(smoothed.model, smoothed.tokenizer, smoothed.frs_config)
+    held_out = rotten_tomatoes["train"]["text"][:40]
+    mixed = model.calibrate_fuzzing(held_out, empty_fraction=0.5)
+    per_class = model.calibrate_fuzzing(held_out, empty_fraction=0.5, by_class=True)
+    with torch.no_grad():
+        batch = smoothed.tokenizer(held_out, padding=True, return_tensors="pt")
+        predicted = smoothed.model(**batch).logits.argmax(-1).numpy()
+    units = segment(smoothed.tokenizer, held_out)
+    empty = np.array([not model.find_area(u, index=i).area for i, u in enumerate(units)])
+    assert model.frs_config.fuzzing_min_kl == per_class > mixed  # the mixed floor leaves a class short here
+    for c in np.unique(predicted):
+        assert empty[predicted == c].mean() >= 0.5
+
+
 def test_calibrate_min_kl_bisects_to_the_quantile():
     critical = np.array([0.1, 0.2, 0.3, 0.6, 0.9, 1.5, 2.0, 3.0])  # text i gets no area at floors above critical[i]
     calls = []
