@@ -55,6 +55,7 @@ def worker(args: argparse.Namespace) -> None:
                 {"seconds": seconds, "threads": torch.get_num_threads(), "counts": [r.counts for r in report.results]}
             )
         )
+    state.destroy_process_group()  # left to the interpreter's exit, gloo's threads can abort a rank
 
 
 def launch(processes: int, threads: int, args: argparse.Namespace, out: str) -> dict:

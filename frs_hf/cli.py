@@ -74,8 +74,10 @@ def _certify_dataset(smoothed, args: argparse.Namespace, overrides: dict) -> int
         split=args.split,
         **overrides,
     )
-    if PartialState().is_main_process:
+    state = PartialState()
+    if state.is_main_process:
         print(json.dumps({k: v for k, v in report.summary.items() if k != "config"}, indent=2))
+    state.destroy_process_group()  # a gloo group left to the interpreter's exit can abort it (SIGABRT)
     return 0
 
 
