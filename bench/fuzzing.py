@@ -8,6 +8,8 @@ texts of the non-target class:
   because of the trigger; where it does not, removing the trigger changes nothing and no search
   can see it), and over the texts where the trigger *matters*: deleting it moves the model's
   output by at least ``fuzzing_min_kl`` (the floor below which the area rule flags nothing);
+- why the misses miss (``miss_cause``): the trigger moves the output less than the floor, the
+  words missed are inert once the flagged ones are deleted, or the search failed;
 - forwards per input (mean / max), the original text included;
 - on the same texts without the trigger: the area's median (and mean) fraction of the words, and
   how often the area is empty.
@@ -37,11 +39,11 @@ import numpy as np
 from backdoor import DEFAULT_MAX_LENGTH, backdoored_model
 from common import print_header, setup
 
-from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
+from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, TextUnits, segment
 from frs_hf.attacks import get_attack, triggered_test_set
 from frs_hf.baselines import class_probabilities
 from frs_hf.data import load_packaged_dataset
-from frs_hf.fuzzing import kl_divergence
+from frs_hf.fuzzing import kl_divergence, original_sequence
 
 # name: FRSConfig fields changed from the defaults; "mcts-margin0" and "mcts-partners" show what the
 # margin and partner words add (docs/fuzzing.md).
@@ -54,6 +56,35 @@ VARIANTS = {
     "occlusion": {"fuzzing_method": "occlusion"},
     "random": {"fuzzing_method": "random"},
 }
+
+
+MISS_CAUSES = ("floor", "inert", "search")
+
+
+def miss_cause(
+    smoothed: SmoothedModelForSequenceClassification,
+    config: FRSConfig,
+    units: TextUnits,
+    triggers: Sequence[int],
+    area: Sequence[int],
+    max_length: int,
+) -> str:
+    """Why a triggered text's area misses a trigger word (three extra forwards, outside the budget):
+
+    - "floor": deleting every trigger word moves the output by less than ``fuzzing_min_kl``, so
+      the area rule may not flag them (no floor-based search can);
+    - "inert": deleting the area already moves the output to within ``fuzzing_dominance`` of
+      deleting the area and every trigger word -- the words it missed do nothing once the flagged
+      ones are gone (e.g. a second BadNet word the model ignores);
+    - "search": the search missed a trigger that matters (budget, scattered words).
+    """
+    query = smoothed.fuzzing_query(config)
+    sequences = [original_sequence(units, max_length, gone) for gone in ((), triggers, area, [*area, *triggers])]
+    base, *deleted = query(sequences)
+    no_trigger, no_area, neither = kl_divergence(np.stack(deleted), base[None, :])
+    if no_trigger < config.fuzzing_min_kl:
+        return "floor"
+    return "inert" if no_area >= (1 - config.fuzzing_dominance) * neither else "search"
 
 
 def run(
@@ -102,7 +133,7 @@ def run(
     for variant in variants:
         config = (calibrated if variant.endswith("-calibrated") else smoothed.frs_config).replace(**VARIANTS[variant])
         start = time.perf_counter()
-        captured, forwards, fractions = [], [], []
+        captured, forwards, fractions, misses = [], [], [], []
         for i, (units, positions) in enumerate(zip(triggered_units, triggered["trigger_positions"], strict=True)):
             found = smoothed.find_area(units, config, index=i)
             inside = np.zeros(units.num_units, dtype=bool)
@@ -110,6 +141,8 @@ def run(
                 inside[a:b] = True
             captured.append(bool(inside[positions].all()))
             forwards.append(found.num_forwards)
+            if not captured[-1]:
+                misses.append(miss_cause(smoothed, config, units, positions, np.flatnonzero(inside), max_length))
         for i, units in enumerate(clean_units):
             found = smoothed.find_area(units, config, index=i)
             forwards.append(found.num_forwards)
@@ -126,6 +159,7 @@ def run(
                 "capture (all)": f"{captured.mean():.3f}",
                 "capture (flipped)": f"{captured[flipped].mean():.3f} ({flipped.sum()})",
                 "capture (trigger matters)": f"{captured[matters].mean():.3f} ({matters.sum()})",
+                "misses: floor / inert / search": " / ".join(str(misses.count(c)) for c in MISS_CAUSES),
                 "forwards mean / max": f"{np.mean(forwards):.1f} / {max(forwards)}",
                 "clean area median / mean": f"{np.median(fractions):.3f} / {np.mean(fractions):.3f}",
                 "clean empty": f"{np.mean(np.array(fractions) == 0):.2f}",

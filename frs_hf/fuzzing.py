@@ -155,9 +155,10 @@ class _Oracle:
         return [self.cache.get(k) for k in keys]
 
 
-def original_sequence(units: TextUnits, max_length: int) -> np.ndarray:
-    """The token sequence the search starts from: the text as the model reads it, cut to ``max_length``."""
-    return _Mutator(units, max_length, None).original()
+def original_sequence(units: TextUnits, max_length: int, deleted: Sequence[int] = ()) -> np.ndarray:
+    """The token sequence the search starts from: the text as the model reads it, cut to ``max_length``
+    (without the units ``deleted``: what the search queries when it deletes them)."""
+    return _Mutator(units, max_length, None).delete_units(deleted)
 
 
 class _Mutator:

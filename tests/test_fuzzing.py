@@ -22,6 +22,7 @@ from frs_hf.fuzzing import (
     kl_divergence,
     mcts_search,
     memoize,
+    original_sequence,
     reduce_deletion_set,
     restore_chunks,
     select_area,
@@ -330,6 +331,17 @@ def test_shrinking_finds_every_needed_word(tokenizer, any_word):
     assert result.num_forwards <= 64
     found = [u for a, b in result.area for u in range(a, b)]
     assert set(triggers if any_word else triggers[:1]) <= set(found) and len(found) <= 3
+
+
+def test_original_sequence_deletes_whole_units(tokenizer):
+    """Deleting units drops every token of each (a word split into pieces goes as one) and keeps the
+    special tokens: the sequence the search queries, which the fuzzing bench's miss diagnosis reuses."""
+    units = segment(tokenizer, ["unembarrassing cf film"])[0]
+    full = original_sequence(units, 64)
+    assert full.tolist() == tokenizer("unembarrassing cf film")["input_ids"]
+    kept = original_sequence(units, 64, deleted=[0, 1])
+    assert kept.tolist() == tokenizer("film")["input_ids"]
+    assert original_sequence(units, 4, deleted=[1]).tolist() == full[:3].tolist() + [tokenizer.sep_token_id]
 
 
 def test_restoring_climbs_from_below_the_target(tokenizer):
