@@ -294,13 +294,15 @@ def mcts_search(
     exploration: float = 1.0,
     batch: int = 8,
     min_span: int = 1,
-    give_up: Sequence[tuple[int, float]] = (),
+    give_up: Sequence[tuple[int, float, int]] = (),
 ) -> list[tuple[int, int, float]]:
     """UCT over spans with virtual loss; returns every simulated span with its best reward.
 
-    Each ``(forwards, reward)`` of ``give_up`` stops the search once it has spent ``forwards`` without
-    any span reaching ``reward``: nothing localizes (e.g. scattered triggers, any one of which keeps
-    the backdoor on), and the rest of the budget is better spent shrinking a deletion set (:func:`_refine`).
+    Each ``(forwards, reward, widest)`` of ``give_up`` stops the search once it has spent ``forwards``
+    without any span of at most ``widest`` units reaching ``reward``: nothing localizes (e.g.
+    scattered triggers, any one of which keeps the backdoor on: a region holding them all moves the
+    output, none of its parts does), and the rest of the budget is better spent shrinking a deletion
+    set (:func:`_refine`).
     """
     root = _Node(0, num_units)
     nodes = [root]
@@ -328,9 +330,12 @@ def mcts_search(
             node = max(node.children, key=lambda c: uct(node, c))
             path.append(node)
 
+    def reached(widest: int) -> float:
+        return max((n.own_best for n in nodes if n.own_count and n.end - n.start <= widest), default=0.0)
+
     stalled = 0
     while oracle.remaining > 0 and stalled < 3:
-        if any(oracle.num_forwards >= forwards and best < reward for forwards, reward in give_up):
+        if any(oracle.num_forwards >= forwards and reached(widest) < reward for forwards, reward, widest in give_up):
             break
         paths = []
         for _ in range(batch):
@@ -524,9 +529,11 @@ def find_area(
     else:
         # The tree search gets three quarters of the budget; it stops at an eighth (the first round
         # with the defaults) when nothing moved the output at all (an eighth of min_kl), at a quarter
-        # when nothing reached min_kl. The rest refines what it found: shrinking costs ~2 log2(words) forwards a word.
+        # when no span that fits the area reached min_kl. The rest refines what it found -- the
+        # best region, however wide: shrinking costs ~2 log2(words) forwards a word.
         oracle.budget = budget - budget // 4
-        give_up = ((budget // 8, min_kl / 8), (budget // 4, min_kl))
+        cap = area_cap(units.num_units, max_fraction, max_words)
+        give_up = ((budget // 8, min_kl / 8, units.num_units), (budget // 4, min_kl, cap))
         spans = mcts_search(
             mutator, oracle, units.num_units, rng, exploration=exploration, batch=batch, give_up=give_up
         )

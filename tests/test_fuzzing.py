@@ -428,7 +428,7 @@ def test_mcts_gives_up_when_nothing_moves(tokenizer):
     mutator = _Mutator(units, 64, tokenizer.mask_token_id)
     oracle = _Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 48, mutator.original())
     rng = np.random.default_rng(0)
-    spans = mcts_search(mutator, oracle, units.num_units, rng, batch=8, give_up=((8, 0.5), (16, 1.0)))
+    spans = mcts_search(mutator, oracle, units.num_units, rng, batch=8, give_up=((8, 0.5, 99), (16, 1.0, 99)))
     assert oracle.num_forwards <= 9 and spans  # one round (identical mutations are forwarded once)
     oracle = _Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 48, mutator.original())
     mcts_search(mutator, oracle, units.num_units, rng, batch=8)
