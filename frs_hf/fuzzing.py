@@ -19,7 +19,6 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 
@@ -366,9 +365,7 @@ def mcts_search(
     return [(n.start, n.end, n.own_best) for n in nodes if n.own_count]
 
 
-def restore_chunks(
-    mutator: _Mutator, oracle: _Oracle, units: Sequence[int], target: float, tolerance: float = 0.1
-) -> list[int]:
+def restore_chunks(mutator: _Mutator, oracle: _Oracle, units: Sequence[int], target: float) -> list[int]:
     """Shrink a deletion set by restoring chunks: a subset whose deletion still moves the output by at
     least ``target`` nats, within the oracle's budget.
 
@@ -381,12 +378,8 @@ def restore_chunks(
     nothing (a word needed early on can become unneeded once others are restored).
 
     A set whose deletion moves the output by less than ``target`` (deleting a whole text: an empty
-    text is not a trigger-free one) climbs first: a restoration is kept unless it *undoes* the move
-    (leaves less than ``tolerance`` of it), so restoring the opinion words around scattered
-    triggers raises it until ``target`` holds. Why not "unless it lowers the move": restoring a
-    trigger word turns the backdoor back on and the move falls to about zero, while restoring other
-    words moves it a little either way -- splitting every chunk that lowers it a little spent 100
-    forwards on a 200-word review, against about 30 (docs/fuzzing.md).
+    text is not a trigger-free one) climbs first: a restoration is kept while it does not lower the
+    move, so restoring the opinion words around scattered triggers raises it until ``target`` holds.
     """
     kept, removed = list(units), True
     current = oracle.rewards([mutator.delete_units(kept)])[0]
@@ -396,11 +389,7 @@ def restore_chunks(
             chunk = set(stack.pop())
             trial = [u for u in kept if u not in chunk]
             reward = oracle.rewards([mutator.delete_units(trial)])[0] if trial else None
-            if (
-                reward is not None
-                and current is not None
-                and reward >= (target if current >= target else tolerance * current)
-            ):
+            if reward is not None and current is not None and reward >= min(target, current):
                 kept, removed, current = trial, True, reward
             elif len(chunk) > 1:
                 stack.extend(list(c) for c in np.array_split(np.array(sorted(chunk)), 2)[::-1])
@@ -590,8 +579,7 @@ def _refine(
     # At least min_kl: deleting a whole region can move the output less than deleting only the
     # trigger in it (an empty text is not a trigger-free one), and the set must stand out anyway.
     target = max(threshold * whole, min_kl)
-    # Any-word triggers first (restoring chunks), then all-words ones (delta debugging).
-    for shrink in (partial(restore_chunks, tolerance=dominance), reduce_deletion_set):
+    for shrink in (restore_chunks, reduce_deletion_set):  # any-word triggers first, then all-words ones
         with oracle.holding_back(_TEST_RESERVE):
             kept = shrink(mutator, oracle, range(start, end), target)
         moved = oracle.rewards([mutator.delete_units(kept)])[0]

@@ -113,8 +113,7 @@ def test_calibration_finds_the_triggers_a_fixed_floor_hides(smoothed, triggered,
 
 def test_calibrate_fuzzing_by_class_reaches_the_share_in_every_predicted_class(smoothed, rotten_tomatoes):
     """On a mixed set the share of texts without an area can be reached while most texts of one
-    class still get one; ``by_class=True`` raises the floor until each predicted class has it, and
-    never lowers it (on the benchmark's BadNet MiniLM: 0.74 mixed, 0.99 by class; docs/benchmarks.md)."""
+    class still get one; ``by_class=True`` raises the floor until each predicted class has it."""
     model = SmoothedModelForSequenceClassification.from_model(smoothed.model, smoothed.tokenizer, smoothed.frs_config)
     held_out = rotten_tomatoes["train"]["text"][:40]
     mixed = model.calibrate_fuzzing(held_out, empty_fraction=0.5)
@@ -124,7 +123,7 @@ def test_calibrate_fuzzing_by_class_reaches_the_share_in_every_predicted_class(s
         predicted = smoothed.model(**batch).logits.argmax(-1).numpy()
     units = segment(smoothed.tokenizer, held_out)
     empty = np.array([not model.find_area(u, index=i).area for i, u in enumerate(units)])
-    assert model.frs_config.fuzzing_min_kl == per_class >= mixed
+    assert model.frs_config.fuzzing_min_kl == per_class > mixed  # the mixed floor leaves a class short here
     for c in np.unique(predicted):
         assert empty[predicted == c].mean() >= 0.5
 
@@ -362,38 +361,6 @@ def test_restoring_climbs_from_below_the_target(tokenizer):
     oracle = _Oracle(query, 32, mutator.original())
     assert oracle.rewards([mutator.delete(0, units.num_units)])[0] < 1.0
     assert restore_chunks(mutator, oracle, range(units.num_units), 1.0) == [1, 13, 19]
-
-
-def test_climb_keeps_restorations_that_lower_the_move_a_little(tokenizer):
-    """Climbing, a restoration is kept unless it undoes the move: words that lower it a little
-    (here each "warm" word adds 0.04 to the positive class) are restored in large chunks, where the
-    strict rule (``tolerance=1``: keep only restorations that do not lower the move) splits them
-    down to single words and runs out of budget before the scattered triggers are isolated."""
-    text = (
-        "warm cf a film about warm sisters and the warm sea that warm holds mn a warm quiet grace "
-        "warm and a warm story bb that warm never quite lands moving"
-    )
-    units = segment(tokenizer, [text])[0]
-    ids = {w: tokenizer.convert_tokens_to_ids(w) for w in ("cf", "mn", "bb", "warm", "moving")}
-    triggers = [i for i, w in enumerate(text.split()) if w in ("cf", "mn", "bb")]
-
-    def query(sequences):
-        p1 = []
-        for s in sequences:
-            warm = int((s == ids["warm"]).sum())
-            trigger = {ids["cf"], ids["mn"], ids["bb"]} & set(s.tolist())
-            p1.append(0.95 if trigger else 0.02 + 0.01 * warm if ids["moving"] in s else 0.5 + 0.04 * warm)
-        return np.stack([1 - np.array(p1), np.array(p1)], axis=1)
-
-    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
-    assert _Oracle(query, 2, mutator.original()).rewards([mutator.delete(0, units.num_units)])[0] < 1.0  # climbs
-    found = {}
-    for tolerance in (0.1, 1.0):
-        oracle = _Oracle(query, 40, mutator.original())
-        found[tolerance] = restore_chunks(mutator, oracle, range(units.num_units), 1.0, tolerance)
-        assert oracle.num_forwards <= 40
-    assert found[0.1] == triggers  # measured: 25 forwards
-    assert found[1.0] != triggers  # the strict climb: the 40 forwards go to the warm words
 
 
 def _leaning_query(tokenizer, strong: str, weak: str, weak_alone: float):
