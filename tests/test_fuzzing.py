@@ -363,6 +363,27 @@ def test_restoring_climbs_from_below_the_target(tokenizer):
     assert restore_chunks(mutator, oracle, range(units.num_units), 1.0) == [1, 13, 19]
 
 
+def test_mcts_gives_up_when_only_a_region_wider_than_the_area_moves(tokenizer):
+    """Two scattered trigger words, either of which keeps the rule on: deleting the half that holds
+    both moves the output, no part of it does. Counting only spans that fit the area (here 6
+    words), the tree stops at its give-up point and leaves the budget to the refinement, instead
+    of dividing that half until its share of the budget is gone."""
+    text = (
+        "a cf quietly moving film about two sisters and the sea mn that never quite lands on its feet "
+        "but still holds a quiet grace"
+    )
+    units = segment(tokenizer, [text])[0]
+    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
+    query = _rule_query(tokenizer, ["cf", "mn"], any_word=True)
+    spent = {}
+    for widest in (6, units.num_units):
+        oracle = _Oracle(query, 48, mutator.original())
+        spans = mcts_search(mutator, oracle, units.num_units, np.random.default_rng(0), give_up=((16, 1.0, widest),))
+        assert max(spans, key=lambda s: s[2])[:2] == (0, 12)  # the half holding both words
+        spent[widest] = oracle.num_forwards
+    assert spent[6] <= 24 < spent[units.num_units]  # measured: 16 and 48
+
+
 def _leaning_query(tokenizer, strong: str, weak: str, weak_alone: float):
     """A rule classifier with a two-word trigger it leans on unevenly: class 1 with 0.95 when ``strong``
     is in the text, ``weak_alone`` when only ``weak`` is, else 0.1."""
