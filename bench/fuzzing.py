@@ -43,7 +43,7 @@ from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, TextUnits,
 from frs_hf.attacks import get_attack, triggered_test_set
 from frs_hf.baselines import class_probabilities
 from frs_hf.data import load_packaged_dataset
-from frs_hf.fuzzing import kl_divergence, original_sequence
+from frs_hf.fuzzing import area_mask, kl_divergence, original_sequence
 
 # name: FRSConfig fields changed from the defaults; "mcts-margin0" and "mcts-partners" show what the
 # margin and partner words add (docs/fuzzing.md).
@@ -136,9 +136,7 @@ def run(
         captured, forwards, fractions, misses = [], [], [], []
         for i, (units, positions) in enumerate(zip(triggered_units, triggered["trigger_positions"], strict=True)):
             found = smoothed.find_area(units, config, index=i)
-            inside = np.zeros(units.num_units, dtype=bool)
-            for a, b in found.area:
-                inside[a:b] = True
+            inside = area_mask(found.area, units.num_units)
             captured.append(bool(inside[positions].all()))
             forwards.append(found.num_forwards)
             if not captured[-1]:
@@ -169,6 +167,24 @@ def run(
         )
         print(" | ".join(rows[-1].values()), flush=True)
     return rows
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The backdoored model's options and ``--threads`` (shared with ``bench/fuzzing_trace.py``)."""
+    group = parser.add_argument_group("the backdoored model (bench/backdoor.py; trained once, then cached)")
+    group.add_argument("--train-size", type=int, default=None)
+    group.add_argument("--epochs", type=float, default=1)
+    group.add_argument("--learning-rate", type=float, default=5e-5)
+    group.add_argument("--poison-rate", type=float, default=None, help="Default: the attack's (0.1).")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's).")
+
+
+def model_settings(args: argparse.Namespace) -> dict:
+    """``backdoored_model``'s keyword arguments from :func:`add_model_arguments`' options."""
+    training = {"train_size": args.train_size, "epochs": args.epochs, "learning_rate": args.learning_rate}
+    if args.poison_rate is not None:
+        training["attack_kwargs"] = {"poison_rate": args.poison_rate}
+    return training
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -203,18 +219,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="Area finders (default: all)."
     )
-    group = parser.add_argument_group("the backdoored model (bench/backdoor.py; trained once, then cached)")
-    group.add_argument("--train-size", type=int, default=None)
-    group.add_argument("--epochs", type=float, default=1)
-    group.add_argument("--learning-rate", type=float, default=5e-5)
-    group.add_argument("--poison-rate", type=float, default=None, help="Default: the attack's (0.1).")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's).")
+    add_model_arguments(parser)
     args = parser.parse_args(argv)
     setup(args.threads)
     print_header()
-    training = {"train_size": args.train_size, "epochs": args.epochs, "learning_rate": args.learning_rate}
-    if args.poison_rate is not None:
-        training["attack_kwargs"] = {"poison_rate": args.poison_rate}
+    training = model_settings(args)
     floor = dict(
         calibration_texts=args.calibration_texts,
         empty_fraction=args.empty_fraction,

@@ -21,12 +21,13 @@ import functools
 import numpy as np
 from backdoor import DEFAULT_MAX_LENGTH, backdoored_model
 from common import print_header, setup
-from fuzzing import miss_cause
+from fuzzing import add_model_arguments, miss_cause, model_settings
 
 import frs_hf.fuzzing as fuzzing
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
 from frs_hf.attacks import get_attack, triggered_test_set
 from frs_hf.data import load_packaged_dataset
+from frs_hf.fuzzing import area_mask
 
 STAGES = ("mcts_search", "restore_chunks", "reduce_deletion_set", "dominant_words", "_with_partners")
 
@@ -59,20 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-kl", type=float, default=FRSConfig.fuzzing_min_kl)
     parser.add_argument("--partner-words", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
-    group = parser.add_argument_group("the backdoored model (as in bench/fuzzing.py)")
-    group.add_argument("--train-size", type=int, default=None)
-    group.add_argument("--epochs", type=float, default=1)
-    group.add_argument("--learning-rate", type=float, default=5e-5)
-    group.add_argument("--poison-rate", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=None)
+    add_model_arguments(parser)
     args = parser.parse_args(argv)
     setup(args.threads)
     print_header()
     (dataset,), (attack,) = args.datasets, args.attacks
-    training = {"train_size": args.train_size, "epochs": args.epochs, "learning_rate": args.learning_rate}
-    if args.poison_rate is not None:
-        training["attack_kwargs"] = {"poison_rate": args.poison_rate}
-    model, tokenizer, _ = backdoored_model(dataset, attack, **training)
+    model, tokenizer, _ = backdoored_model(dataset, attack, **model_settings(args))
     max_length = DEFAULT_MAX_LENGTH[dataset]
     triggered = triggered_test_set(load_packaged_dataset(dataset)["test"], get_attack(attack, seed=args.seed))
     triggered = triggered.select(range(args.num_test))
@@ -91,9 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         positions = triggered[i]["trigger_positions"]
         log.clear()
         found = smoothed.find_area(units[i], config, index=i)
-        inside = np.zeros(units[i].num_units, dtype=bool)
-        for a, b in found.area:
-            inside[a:b] = True
+        inside = area_mask(found.area, units[i].num_units)
         if inside[positions].all():
             print(f"{i}: captured ({found.num_forwards} forwards)", flush=True)
             continue

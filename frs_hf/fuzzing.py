@@ -59,6 +59,14 @@ def area_cap(num_units: int, max_fraction: float, max_words: int | None = None) 
     return cap if max_words is None else max(1, min(cap, max_words))
 
 
+def area_mask(area: Sequence[Span], num_units: int) -> np.ndarray:
+    """The units an area covers, as a boolean mask over the text's ``num_units`` units."""
+    covered = np.zeros(num_units, dtype=bool)
+    for a, b in area:
+        covered[a:b] = True
+    return covered
+
+
 def select_area(
     spans: Sequence[tuple[int, int, float]],
     num_units: int,
@@ -105,9 +113,7 @@ def dilate(
     the high deletion rate. An empty area stays empty.
     """
     cap = area_cap(num_units, max_fraction, max_words)
-    covered = np.zeros(num_units, dtype=bool)
-    for a, b in area:
-        covered[a:b] = True
+    covered = area_mask(area, num_units)
     spans = [list(span) for span in area]
     for _ in range(margin):
         for span in spans:
@@ -591,9 +597,7 @@ def _refine(
     else:
         return area
     cap = area_cap(num_units, max_fraction, max_words)
-    covered = np.zeros(num_units, dtype=bool)
-    for a, b in area:
-        covered[a:b] = True
+    covered = area_mask(area, num_units)
     covered[kept] = True
     if covered.sum() <= cap:
         return _spans_of(np.flatnonzero(covered).tolist())

@@ -13,8 +13,10 @@ from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
 from frs_hf.fuzzing import (
     _Mutator,
     _Oracle,
+    _spans_of,
     _with_partners,
     area_cap,
+    area_mask,
     calibrate_min_kl,
     dilate,
     dominant_words,
@@ -331,6 +333,14 @@ def test_shrinking_finds_every_needed_word(tokenizer, any_word):
     assert result.num_forwards <= 64
     found = [u for a, b in result.area for u in range(a, b)]
     assert set(triggers if any_word else triggers[:1]) <= set(found) and len(found) <= 3
+
+
+def test_area_mask_is_the_inverse_of_spans():
+    """The mask of an area covers exactly its spans; reading the spans back gives the area."""
+    mask = area_mask([(1, 3), (5, 6)], 7)
+    assert mask.tolist() == [False, True, True, False, False, True, False]
+    assert _spans_of(np.flatnonzero(mask).tolist()) == [(1, 3), (5, 6)]
+    assert not area_mask([], 4).any()
 
 
 def test_original_sequence_deletes_whole_units(tokenizer):
