@@ -21,12 +21,18 @@ texts of the non-target class:
     python bench/fuzzing.py --methods mcts mcts-calibrated   # the floor fitted to each model (calibrate_fuzzing)
     python bench/fuzzing.py --methods mcts-calibrated mcts-partners-calibrated --empty-fraction 0.5 --by-class
     python bench/fuzzing.py --methods mcts-partners --min-kl 0.9   # another fixed floor
+    python bench/fuzzing.py --seeds 0 1 2   # three trigger draws on the same sentences, and their pool
 
 ``mcts-calibrated`` first fits ``fuzzing_min_kl`` to the model on ``--calibration-texts`` test texts
 that the table does not use (both classes), at ``--empty-fraction`` (``calibrate_fuzzing``'s
 default 0.8) of them -- with ``--by-class``, of each class the model predicts -- without an area;
 ``mcts-partners-calibrated`` adds partner words to that floor. The floor is printed in the
 ``min_kl`` column.
+
+``--seeds`` draws the triggers (words and positions) and the search's random stream anew per seed,
+on the same sentences and the same model, and adds a ``pooled`` row per method over all draws: one
+draw of 200 texts pins a capture rate only to about +-3 points (the exact 95% interval printed
+next to it).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from backdoor import DEFAULT_MAX_LENGTH, backdoored_model
@@ -43,6 +50,7 @@ from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, TextUnits,
 from frs_hf.attacks import get_attack, triggered_test_set
 from frs_hf.baselines import class_probabilities
 from frs_hf.data import load_packaged_dataset
+from frs_hf.evaluation.metrics import proportion_interval
 from frs_hf.fuzzing import area_mask, kl_divergence, original_sequence
 
 # name: FRSConfig fields changed from the defaults; "mcts-margin0" and "mcts-partners" show what the
@@ -87,6 +95,46 @@ def miss_cause(
     return "inert" if no_area >= (1 - config.fuzzing_dominance) * neither else "search"
 
 
+@dataclass
+class Measured:
+    """One area finder on one trigger draw: per triggered text, whether the area captured the trigger
+    (and the subsets it is reported over); the misses' causes; forwards; clean texts' area fractions."""
+
+    captured: np.ndarray
+    flipped: np.ndarray
+    matters: np.ndarray
+    misses: list[str]
+    forwards: list[int]
+    fractions: list[float]
+    words: list[int]
+    seconds: float
+
+    @classmethod
+    def pool(cls, draws: Sequence[Measured]) -> Measured:
+        """All draws' texts as one sample (the clean texts repeat across draws, searched anew)."""
+        return cls(
+            *(np.concatenate([getattr(d, k) for d in draws]) for k in ("captured", "flipped", "matters")),
+            *(sum((getattr(d, k) for d in draws), []) for k in ("misses", "forwards", "fractions", "words")),
+            seconds=sum(d.seconds for d in draws),
+        )
+
+    def row(self, **meta: str) -> dict:
+        lo, hi = proportion_interval(int(self.captured.sum()), len(self.captured))
+        fractions = np.array(self.fractions)
+        return {
+            **meta,
+            "capture (all)": f"{self.captured.mean():.3f} [{lo:.3f}, {hi:.3f}]",
+            "capture (flipped)": f"{self.captured[self.flipped].mean():.3f} ({self.flipped.sum()})",
+            "capture (trigger matters)": f"{self.captured[self.matters].mean():.3f} ({self.matters.sum()})",
+            "misses: floor / inert / search": " / ".join(str(self.misses.count(c)) for c in MISS_CAUSES),
+            "forwards mean / max": f"{np.mean(self.forwards):.1f} / {max(self.forwards)}",
+            "clean area median / mean": f"{np.median(fractions):.3f} / {fractions.mean():.3f}",
+            "clean empty": f"{np.mean(fractions == 0):.2f}",
+            "words median": f"{np.median(self.words):.0f}",
+            "seconds": f"{self.seconds:.0f}",
+        }
+
+
 def run(
     dataset: str,
     attack: str,
@@ -99,7 +147,8 @@ def run(
     empty_fraction: float = 0.8,
     by_class: bool = False,
     min_kl: float = FRSConfig.fuzzing_min_kl,
-) -> list[dict]:
+) -> list[tuple[dict, Measured]]:
+    """Each variant on one trigger draw (``seed``): ``(row labels, measurements)`` per variant."""
     model, tokenizer, info = backdoored_model(dataset, attack, **training)
     max_length = DEFAULT_MAX_LENGTH[dataset]
     attack_config = get_attack(attack, seed=seed)
@@ -129,7 +178,7 @@ def run(
             list(test.select(held_out)["text"]), empty_fraction=empty_fraction, by_class=by_class
         )
         calibrated, smoothed.frs_config = smoothed.frs_config, default
-    rows = []
+    results = []
     for variant in variants:
         config = (calibrated if variant.endswith("-calibrated") else smoothed.frs_config).replace(**VARIANTS[variant])
         start = time.perf_counter()
@@ -145,28 +194,28 @@ def run(
             found = smoothed.find_area(units, config, index=i)
             forwards.append(found.num_forwards)
             fractions.append(sum(b - a for a, b in found.area) / units.num_units)
-        captured = np.array(captured)
-        rows.append(
-            {
-                "dataset": dataset,
-                "attack": attack,
-                "method": variant,
-                "margin": str(config.fuzzing_margin),
-                "min_kl": f"{config.fuzzing_min_kl:g}",
-                "undefended CA / ASR": f"{info['clean_accuracy']:.3f} / {info['attack_success_rate']:.3f}",
-                "capture (all)": f"{captured.mean():.3f}",
-                "capture (flipped)": f"{captured[flipped].mean():.3f} ({flipped.sum()})",
-                "capture (trigger matters)": f"{captured[matters].mean():.3f} ({matters.sum()})",
-                "misses: floor / inert / search": " / ".join(str(misses.count(c)) for c in MISS_CAUSES),
-                "forwards mean / max": f"{np.mean(forwards):.1f} / {max(forwards)}",
-                "clean area median / mean": f"{np.median(fractions):.3f} / {np.mean(fractions):.3f}",
-                "clean empty": f"{np.mean(np.array(fractions) == 0):.2f}",
-                "words median": f"{np.median([u.num_units for u in clean_units]):.0f}",
-                "seconds": f"{time.perf_counter() - start:.0f}",
-            }
+        measured = Measured(
+            np.array(captured),
+            flipped,
+            matters,
+            misses,
+            forwards,
+            fractions,
+            [u.num_units for u in clean_units],
+            time.perf_counter() - start,
         )
-        print(" | ".join(rows[-1].values()), flush=True)
-    return rows
+        labels = {
+            "dataset": dataset,
+            "attack": attack,
+            "method": variant,
+            "seed": str(seed),
+            "margin": str(config.fuzzing_margin),
+            "min_kl": f"{config.fuzzing_min_kl:g}",
+            "undefended CA / ASR": f"{info['clean_accuracy']:.3f} / {info['attack_success_rate']:.3f}",
+        }
+        results.append((labels, measured))
+        print(" | ".join(measured.row(**labels).values()), flush=True)
+    return results
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -195,7 +244,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--budget", type=int, default=FRSConfig.fuzzing_budget, help="Forward budget of MCTS and random spans."
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="Trigger draws (and search streams); several add a pooled row.",
+    )
     parser.add_argument(
         "--calibration-texts", type=int, default=100, help="Held-out test texts that mcts-calibrated fits the floor on."
     )
@@ -230,12 +285,17 @@ def main(argv: list[str] | None = None) -> None:
         by_class=args.by_class,
         min_kl=args.min_kl,
     )
-    rows = [
-        r
-        for d in args.datasets
-        for a in args.attacks
-        for r in run(d, a, args.num_test, args.budget, args.seed, training, args.methods, **floor)
-    ]
+    rows = []
+    for d in args.datasets:
+        for a in args.attacks:
+            draws = [
+                run(d, a, args.num_test, args.budget, seed, training, args.methods, **floor) for seed in args.seeds
+            ]
+            rows += [labels | measured.row() for draw in draws for labels, measured in draw]
+            if len(draws) > 1:
+                for per_seed in zip(*draws, strict=True):
+                    labels = per_seed[0][0] | {"seed": "pooled", "min_kl": "/".join(r[0]["min_kl"] for r in per_seed)}
+                    rows.append(labels | Measured.pool([m for _, m in per_seed]).row())
     print("\n| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:
         print("| " + " | ".join(row.values()) + " |")
