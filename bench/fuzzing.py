@@ -31,7 +31,7 @@ default 0.8) of them -- with ``--by-class``, of each class the model predicts --
 
 ``--seeds`` draws the triggers (words and positions) and the search's random stream anew per seed,
 on the same sentences and the same model, and adds a ``pooled`` row per method over all draws: one
-draw of 200 texts pins a capture rate only to about +-3 points (the exact 95% interval printed
+draw of 200 texts pins a capture rate only to 3-4 points either way (the exact 95% interval printed
 next to it).
 """
 
