@@ -118,11 +118,11 @@ class Measured:
             seconds=sum(d.seconds for d in draws),
         )
 
-    def row(self, **meta: str) -> dict:
+    def row(self) -> dict:
+        """The table's measured columns (the labels -- dataset, method, seed, ... -- go in front)."""
         lo, hi = proportion_interval(int(self.captured.sum()), len(self.captured))
         fractions = np.array(self.fractions)
         return {
-            **meta,
             "capture (all)": f"{self.captured.mean():.3f} [{lo:.3f}, {hi:.3f}]",
             "capture (flipped)": f"{self.captured[self.flipped].mean():.3f} ({self.flipped.sum()})",
             "capture (trigger matters)": f"{self.captured[self.matters].mean():.3f} ({self.matters.sum()})",
@@ -214,7 +214,7 @@ def run(
             "undefended CA / ASR": f"{info['clean_accuracy']:.3f} / {info['attack_success_rate']:.3f}",
         }
         results.append((labels, measured))
-        print(" | ".join(measured.row(**labels).values()), flush=True)
+        print(" | ".join((labels | measured.row()).values()), flush=True)
     return results
 
 
