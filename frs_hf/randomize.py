@@ -21,7 +21,9 @@ import torch
 from .utils import derive_seed
 
 Span = tuple[int, int]
-_WORD = re.compile(r"\S+")
+# A word unit: a run of characters that are neither whitespace nor invisible format characters (zero-width
+# spaces and joiners, which str.split() keeps as words but which carry no content to classify).
+WORD_PATTERN = re.compile(r"[^\s\u200b-\u200d\u2060\ufeff]+")
 
 
 @dataclass(frozen=True)
@@ -49,18 +51,25 @@ class TextUnits:
         return a, b, self.text[a:b]
 
 
-def check_texts(texts: str | Iterable[str]) -> list[str]:
-    """Normalize one text or a list of texts, rejecting what cannot be smoothed."""
+def check_texts(texts: str | Iterable[str], *, name: str = "Text") -> list[str]:
+    """Normalize one text or a list of texts, rejecting what cannot be smoothed (``name`` the position,
+    e.g. ``"Dataset row"``)."""
     if isinstance(texts, str):
         texts = [texts]
     elif isinstance(texts, (bytes, dict)) or not isinstance(texts, Iterable):
         raise TypeError(f"Expected a string or a list of strings, got {type(texts).__name__}.")
     texts = list(texts)
+    if not texts:
+        raise ValueError("Got an empty list of texts: there is nothing to classify.")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError(f"Text {i} is a {type(text).__name__}, not a string.")
-        if not text.strip():
-            raise ValueError(f"Text {i} is empty or whitespace only: there is nothing to classify.")
+            raise TypeError(f"{name} {i} is a {type(text).__name__}, not a string.")
+        if not WORD_PATTERN.search(text):
+            raise ValueError(f"{name} {i} is empty or whitespace only: there is nothing to classify.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"{name} {i} is not valid Unicode ({err.reason} at character {err.start}).") from None
     return texts
 
 
@@ -87,7 +96,7 @@ def segment(tokenizer, texts: Sequence[str]) -> list[TextUnits]:
         ids, offsets, special = np.asarray(ids, np.int64), np.asarray(offsets, np.int64), np.asarray(special)
         start = int(np.argmin(special)) if not special.all() else len(ids)
         end = len(ids) - int(np.argmin(special[::-1])) if not special.all() else len(ids)
-        spans = np.array([m.span() for m in _WORD.finditer(text)], np.int64).reshape(-1, 2)
+        spans = np.array([m.span() for m in WORD_PATTERN.finditer(text)], np.int64).reshape(-1, 2)
         token_unit = np.searchsorted(spans[:, 1], offsets[start:end, 0], side="right")
         out.append(
             TextUnits(
@@ -124,6 +133,15 @@ class RandomizedCopies:
     inverse: np.ndarray  # [num_copies]: index into ``sequences`` of each sampled copy
 
 
+# Elements of the per-chunk work arrays (copies x tokens): bounds the memory of randomizing a long text,
+# whatever the number of copies (at most a few tens of MB), without changing which copies are drawn.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def _rows_per_chunk(num_columns: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // max(num_columns, 1))
+
+
 def randomize(
     units: TextUnits,
     rates: np.ndarray,
@@ -140,12 +158,19 @@ def randomize(
 
     Each unit is deleted independently with its rate (or, with ``mask_token_id``, masked: see
     `build_copies`); each copy picks a weight-noise draw uniformly at random. Identical
-    (draw, tokens) pairs are kept once when ``deduplicate``.
+    (draw, tokens) pairs are kept once when ``deduplicate``. The copies are drawn in chunks, so memory
+    grows with ``num_copies x max_length``, not with ``num_copies x`` the text's length.
     """
     rng = np.random.default_rng(derive_seed(seed, index))
-    keep = rng.random((num_copies, units.num_units)) >= rates
+    step = _rows_per_chunk(max(units.num_units, len(units.token_ids)))
+    rows = [
+        _kept_tokens(
+            units, rng.random((min(step, num_copies - c), units.num_units)) >= rates, max_length, mask_token_id
+        )
+        for c in range(0, num_copies, step)
+    ]
     draws = rng.integers(num_draws, size=num_copies) if num_draws > 1 else np.zeros(num_copies, np.int64)
-    return build_copies(units, keep, draws, max_length=max_length, deduplicate=deduplicate, mask_token_id=mask_token_id)
+    return _assemble(units, rows, draws, deduplicate)
 
 
 def build_copies(
@@ -169,6 +194,13 @@ def build_copies(
     if keep.ndim != 2 or keep.shape[1] != units.num_units:
         raise ValueError(f"keep must have shape [num_copies, {units.num_units}], got {keep.shape}.")
     draws = np.zeros(len(keep), np.int64) if draws is None else np.asarray(draws, np.int64)
+    step = _rows_per_chunk(max(units.num_units, len(units.token_ids)))
+    rows = [_kept_tokens(units, keep[c : c + step], max_length, mask_token_id) for c in range(0, len(keep), step)]
+    return _assemble(units, rows, draws, deduplicate)
+
+
+def _kept_tokens(units: TextUnits, keep: np.ndarray, max_length: int, mask_token_id: int | None) -> np.ndarray:
+    """Token ids of each copy (one row per row of ``keep``), truncated to the budget, padded with -1."""
     if mask_token_id is None:
         token_ids, token_keep = units.token_ids, keep[:, units.token_unit]
     else:
@@ -185,12 +217,19 @@ def build_copies(
     order = np.argsort(~token_keep, axis=1, kind="stable")[:, :width]
     rows = token_ids[order]
     rows[np.arange(width)[None, :] >= lengths[:, None]] = -1
-    keys = np.concatenate([draws[:, None], rows], axis=1)
+    return rows
+
+
+def _assemble(units: TextUnits, rows: list[np.ndarray], draws: np.ndarray, deduplicate: bool) -> RandomizedCopies:
+    """Distinct (draw, tokens) copies from the chunks' token rows, with the special tokens around them."""
+    width = max((r.shape[1] for r in rows), default=0)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=-1) for r in rows]
+    keys = np.concatenate([draws[:, None], *([np.concatenate(rows)] if rows else [])], axis=1)
     if deduplicate:
         keys, inverse = np.unique(keys, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
     else:
-        inverse = np.arange(len(keep))
+        inverse = np.arange(len(keys))
     prefix, suffix = np.asarray(units.prefix_ids, np.int64), np.asarray(units.suffix_ids, np.int64)
     sequences = [np.concatenate([prefix, row[row >= 0], suffix]) for row in keys[:, 1:]]
     return RandomizedCopies(sequences=sequences, draws=keys[:, 0], inverse=inverse)

@@ -1,13 +1,19 @@
 """Gaussian noise on the top layers' weights (the inference phase of biphased parameter smoothing).
 
 The noise is drawn independently of the text, so the text certificate stays valid; it does not
-enlarge it. Noise is added in place and the original values are restored bit for bit from a
-backup of the noised tensors only (never a copy of the whole model), also when the forward raises.
+enlarge it.
+
+Inference never touches the model: :func:`inference_view` builds a *shadow* of the module tree (new
+module objects in eval mode that share every tensor with the model) and swaps the noisy copies of
+the selected parameters into the shadow only. Threads can then certify with one model at once, and
+an interrupt at any instant leaves the model bit-exact. Training (:meth:`WeightNoise.apply`) needs
+the gradients of the real parameters, so it adds the noise in place and restores it bit for bit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import copy
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -140,9 +146,19 @@ class WeightNoise:
         noise = torch.randn(param.shape, generator=generator, dtype=torch.float32, device=generator.device)
         return noise.to(device=param.device, dtype=param.dtype).mul_(self.sigma)
 
+    def noisy_parameters(self, draw: int) -> dict[str, torch.Tensor]:
+        """Draw ``draw`` of the noise added to *copies* of the selected parameters (name -> tensor);
+        empty when the noise is off. The same numbers as :meth:`apply` adds in place."""
+        if not self.enabled:
+            return {}
+        generator = torch.Generator(device="cpu").manual_seed(derive_seed(self.seed, draw))
+        with torch.no_grad():
+            return {name: param.detach() + self._noise(param, generator) for name, param in self.parameters.items()}
+
     @contextmanager
     def apply(self, draw: int) -> Iterator[None]:
-        """Add draw ``draw`` of the noise in place; restore the exact weights on exit."""
+        """Add draw ``draw`` of the noise in place; restore the exact weights on exit (training only:
+        inference uses :func:`inference_view`, which never writes to the model)."""
         if not self.enabled:
             yield
             return
@@ -158,3 +174,39 @@ class WeightNoise:
             with torch.no_grad():
                 for name, saved in backups.items():
                     self.parameters[name].copy_(saved)
+
+
+def inference_view(model: nn.Module, replacements: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
+    """``model`` in eval mode with some parameters replaced, without writing to ``model``.
+
+    Returns ``model`` itself when it is already in eval mode and nothing is replaced. Otherwise
+    every module is shallow-copied (new module objects, the same tensors; a module reached twice, as
+    with tied weights, is copied once) and the copies get eval mode and the ``replacements``, keyed
+    by parameter name relative to the model :func:`select_parameters` looks at (inside a PEFT
+    wrapper, the base model). Costs microseconds per module, no tensor memory beyond the replacements.
+    """
+    replacements = dict(replacements or {})
+    if not model.training and not replacements:
+        return model
+    copies: dict[int, nn.Module] = {}
+
+    def shadow(module: nn.Module) -> nn.Module:
+        if id(module) not in copies:
+            clone = copy.copy(module)
+            copies[id(module)] = clone
+            clone._parameters = dict(module._parameters)
+            clone._buffers = dict(module._buffers)
+            clone._modules = {k: None if m is None else shadow(m) for k, m in module._modules.items()}
+            clone.training = False
+        return copies[id(module)]
+
+    root = shadow(model)
+    base = _unwrap(model)
+    prefix = "" if base is model else next(name for name, m in model.named_modules() if m is base) + "."
+    for name, tensor in replacements.items():
+        owner, _, leaf = (prefix + name).rpartition(".")
+        module = root.get_submodule(owner)
+        if leaf not in module._parameters:
+            raise KeyError(f"{type(model).__name__} has no parameter {name!r}.")
+        module._parameters[leaf] = nn.Parameter(tensor, requires_grad=False)
+    return root

@@ -130,7 +130,7 @@ def test_build_defense_builds_each_by_name(planted_trigger_model, tokenizer, mon
         for name in DEFENSES
     }
     assert all(type(defense) is DEFENSES[name] for name, defense in built.items())
-    assert built["uniform-masking"].config.replace(seed=0) == config  # the same Monte Carlo budget as FRS
+    assert built["uniform-masking"].config.replace(seed=None) == config  # the same Monte Carlo budget as FRS
     assert (
         built["uniform-deletion"].config.seed == built["frs"].config.seed == built["uniform-masking"].config.seed == 7
     )

@@ -179,3 +179,39 @@ def test_evaluate_strip_needs_held_out_training_texts(capsys, tmp_path):
     args = ["evaluate", "--model", "packaged:minilm", "--dataset", str(data), "--split", "train", "--defenses", "strip"]
     assert main(args) == 2
     assert "STRIP calibrates on held-out clean texts" in capsys.readouterr().err
+
+
+def test_evaluate_rejects_labels_outside_the_models_classes(capsys, tmp_path):
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\na fine film,1\na dull film,0\na strange film,3\n")
+    args = ["evaluate", "--model", "packaged:minilm", "--dataset", str(data), "--split", "train", "--defenses", "none"]
+    assert main(args) == 2
+    assert "Label(s) [3] of" in capsys.readouterr().err
+
+
+def test_usage_errors_and_bad_files_exit_2_with_one_line(capsys, tmp_path):
+    assert main(["certify", "--model", "packaged:minilm", "--num-labels", "2"]) == 2  # neither texts nor dataset
+    assert "give texts (--text / --file) or a --dataset" in capsys.readouterr().err
+    args = ["calibrate", "--model", "packaged:minilm", "--dataset", "rotten_tomatoes", "--split", "test"]
+    assert main([*args, "--num-texts", "0", "--output", str(tmp_path)]) == 2
+    assert "--num-texts must be at least 1" in capsys.readouterr().err
+    assert main(["certify", "--model", str(tmp_path / "missing"), "--text", "ok"]) == 2
+    assert "No model folder at" in capsys.readouterr().err
+
+
+def test_certify_dataset_refuses_another_runs_folder_unless_overwrite(
+    capsys, tmp_path, tiny_sentiment_model, tokenizer
+):
+    from frs_hf import SmoothedModelForSequenceClassification
+
+    SmoothedModelForSequenceClassification(tiny_sentiment_model, tokenizer, FRSConfig(n=20, n0=4)).save_pretrained(
+        tmp_path / "model"
+    )
+    (tmp_path / "data.csv").write_text("text,label\na fine film,1\na dull film,0\n")
+    args = ["certify", "--model", str(tmp_path / "model"), "--dataset", str(tmp_path / "data.csv"), "--split", "train"]
+    args += ["--output", str(tmp_path / "out")]
+    assert main(args) == 0
+    assert main([*args, "--n", "30"]) == 2
+    assert "different certification run" in capsys.readouterr().err
+    assert main([*args, "--n", "30", "--overwrite"]) == 0
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["config"]["n"] == 30

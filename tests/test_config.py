@@ -127,13 +127,42 @@ def test_replace_unknown_field_is_type_error():
         FRSConfig().replace(omega_mid=0.5)
 
 
-def test_replace_none_keeps_field():
-    config = FRSConfig(max_length=128, alpha=0.01)
-    changed = config.replace(max_length=None, alpha=None, n=None, omega_low=0.1)
-    assert changed.max_length == 128
-    assert changed.alpha == 0.01
-    assert changed.n == config.n
-    assert changed.omega_low == 0.1
+def test_replace_sets_none_where_a_field_allows_it():
+    config = FRSConfig(max_length=128, seed=3)
+    changed = config.replace(max_length=None, seed=None)
+    assert (changed.max_length, changed.seed) == (None, None)  # back to the default and to fresh randomness
+    with pytest.raises(ValueError, match=r"\bn\b"):
+        config.replace(n=None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"fuzzing": "false"}, "fuzzing"),  # a JSON string is not a bool (it would read as True)
+        ({"deduplicate": "false"}, "deduplicate"),
+        ({"deduplicate": 0}, "deduplicate"),
+        ({"alpha": "0.01"}, "alpha"),
+        ({"weight_noise_sigma": float("inf")}, "weight_noise_sigma"),
+        ({"weight_noise_sigma": float("nan")}, "weight_noise_sigma"),
+        ({"omega_low": float("nan")}, "omega_low"),
+        ({"weight_noise_modules": "bert.pooler"}, "weight_noise_modules"),  # not split into letters
+        ({"weight_noise_modules": []}, "weight_noise_modules"),
+        ({"seed": True}, "seed"),
+        ({"seed": 1.0}, "seed"),
+        ({"n": 100.0}, "n"),
+        ({"fuzzing_method": 1}, "fuzzing_method"),
+    ],
+)
+def test_wrong_types_and_non_finite_values_raise_naming_the_field(changes, field):
+    pattern = rf"\b{re.escape(field)}\b"
+    for build in (lambda: FRSConfig(**changes), lambda: FRSConfig.from_dict({**FRSConfig().to_dict(), **changes})):
+        with pytest.raises(ValueError, match=pattern):
+            build()
+
+
+def test_seed_defaults_to_fresh_randomness():
+    assert FRSConfig().seed is None
+    assert FRSConfig.from_dict(FRSConfig(seed=7).to_dict()).seed == 7
 
 
 def test_from_dict_unknown_key_is_value_error():
@@ -141,3 +170,14 @@ def test_from_dict_unknown_key_is_value_error():
     data["sigma"] = 0.5
     with pytest.raises(ValueError, match="sigma"):
         FRSConfig.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [('{"n": 10,', "is not a valid frs_config.json"), ("[1, 2]", "must hold a JSON object"), ('{"n": "10"}', r"\bn\b")],
+)
+def test_a_corrupt_config_file_is_named(tmp_path, content, match):
+    (tmp_path / "frs_config.json").write_text(content)
+    with pytest.raises(ValueError, match=match) as err:
+        FRSConfig.from_pretrained(tmp_path)
+    assert str(tmp_path / "frs_config.json") in str(err.value)

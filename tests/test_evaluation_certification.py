@@ -15,7 +15,7 @@ from datasets import Dataset
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
 from frs_hf.evaluation import certify_dataset, summarize_certification
 
-SETTINGS = dict(n0=10, n=60)
+SETTINGS = dict(n0=10, n=60, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +118,80 @@ def test_two_processes_give_the_same_results(smoothed, dataset, tmp_path):
     assert without_time(tmp_path / "two") == without_time(tmp_path / "one")
     assert (tmp_path / "two" / "results.jsonl").read_text() == (tmp_path / "one" / "results.jsonl").read_text()
     assert single.summary["num_processes"] == 1
+
+
+# Resume, refusal and validation ------------------------------------------------------------------
+
+
+class _Interrupt:
+    """Wraps ``smoothed.certify`` so that its ``after``-th call raises KeyboardInterrupt (Ctrl-C mid-run)."""
+
+    def __init__(self, smoothed, after: int):
+        self.certify, self.after, self.calls = smoothed.certify, after, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.after:
+            raise KeyboardInterrupt
+        return self.certify(*args, **kwargs)
+
+
+def test_an_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(smoothed, dataset, tmp_path, monkeypatch):
+    whole = certify_dataset(smoothed, dataset, texts_per_call=3, output_dir=tmp_path / "whole")
+    monkeypatch.setattr(smoothed, "certify", _Interrupt(smoothed, after=3))
+    with pytest.raises(KeyboardInterrupt):
+        certify_dataset(smoothed, dataset, texts_per_call=3, output_dir=tmp_path / "cut")
+    kept = (tmp_path / "cut" / "partial-0.jsonl").read_text().splitlines()
+    assert len(kept) == 6 and not (tmp_path / "cut" / "results.jsonl").exists()  # two batches saved, no report
+    monkeypatch.undo()
+    calls = []
+    monkeypatch.setattr(smoothed, "certify", lambda texts, **kw: calls.append(len(texts)) or _certify(texts, **kw))
+    _certify = type(smoothed).certify.__get__(smoothed)
+    resumed = certify_dataset(smoothed, dataset, texts_per_call=3, output_dir=tmp_path / "cut")
+    assert sum(calls) == 4  # only the examples not saved before the interrupt
+    assert resumed.results == whole.results
+    for name in ("results.jsonl", "summary.json"):
+        a, b = ((p / name).read_text() for p in (tmp_path / "whole", tmp_path / "cut"))
+        if name == "summary.json":
+            a, b = (json.loads(x) for x in (a, b))
+            a.pop("seconds_per_example"), b.pop("seconds_per_example")
+        assert a == b, name
+    strip = [line.rsplit("\t", 1)[0] for line in (tmp_path / "whole" / "certify.tsv").read_text().splitlines()]
+    assert [line.rsplit("\t", 1)[0] for line in (tmp_path / "cut" / "certify.tsv").read_text().splitlines()] == strip
+    assert not any(p.name.startswith("partial-") for p in (tmp_path / "cut").iterdir())
+
+
+def test_a_resumed_run_keeps_the_fresh_seed_it_started_with(smoothed, dataset, tmp_path, monkeypatch):
+    fresh = smoothed.frs_config.replace(seed=None)
+    monkeypatch.setattr(smoothed, "frs_config", fresh)
+    monkeypatch.setattr(smoothed, "certify", _Interrupt(smoothed, after=2))
+    with pytest.raises(KeyboardInterrupt):
+        certify_dataset(smoothed, dataset, texts_per_call=4, output_dir=tmp_path)
+    started = json.loads((tmp_path / "run.json").read_text())["seed"]
+    monkeypatch.setattr(smoothed, "certify", type(smoothed).certify.__get__(smoothed))
+    report = certify_dataset(smoothed, dataset, texts_per_call=4, output_dir=tmp_path)
+    assert {r.seed for r in report.results} == {started} and report.summary["config"]["seed"] == started
+    assert report.results == smoothed.certify(list(dataset["text"]), seed=started)  # replayable
+
+
+def test_a_folder_holding_another_run_is_refused_unless_overwrite(smoothed, dataset, tmp_path):
+    certify_dataset(smoothed, dataset, texts_per_call=5, output_dir=tmp_path)
+    before = (tmp_path / "results.jsonl").read_text()
+    with pytest.raises(ValueError, match="different certification run.*overwrite"):
+        certify_dataset(smoothed, dataset, output_dir=tmp_path, n=20)
+    assert (tmp_path / "results.jsonl").read_text() == before  # untouched
+    with pytest.raises(ValueError, match="different certification run"):
+        certify_dataset(smoothed, dataset.select(range(5)), output_dir=tmp_path)
+    report = certify_dataset(smoothed, dataset, output_dir=tmp_path, n=20, overwrite=True)
+    assert json.loads((tmp_path / "summary.json").read_text())["config"]["n"] == 20 == report.results[0].num_copies - 10
+    (tmp_path / "run.json").unlink()  # results without a record of what produced them: not this run
+    with pytest.raises(ValueError, match="different certification run"):
+        certify_dataset(smoothed, dataset, output_dir=tmp_path, n=20)
+
+
+def test_bad_text_is_reported_by_its_dataset_row_before_any_forward(smoothed, monkeypatch):
+    texts = [f"fine text {i}" for i in range(40)]
+    texts[37] = "   "
+    monkeypatch.setattr(smoothed, "certify", lambda *a, **k: pytest.fail("certified before validating"))
+    with pytest.raises(ValueError, match="Dataset row 37 is empty"):
+        certify_dataset(smoothed, Dataset.from_dict({"text": texts, "label": [0] * 40}))

@@ -37,7 +37,14 @@ RESULTS = {
 # Weight noise large enough that the tiny model's votes split: the counts then depend on every weight,
 # every seed and every setting, which makes them a fingerprint of what was loaded.
 SETTINGS = FRSConfig(
-    omega_low=0.6, omega_high=0.95, fuzzing_budget=48, weight_noise_sigma=0.05, weight_noise_draws=2, n0=20, n=200
+    omega_low=0.6,
+    omega_high=0.95,
+    fuzzing_budget=48,
+    weight_noise_sigma=0.05,
+    weight_noise_draws=2,
+    n0=20,
+    n=200,
+    seed=0,
 )
 
 

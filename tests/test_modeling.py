@@ -24,7 +24,7 @@ SHORT = ["a gripping , beautifully acted film", "dull and tedious", "the plot is
 @pytest.fixture
 def smoothed(tiny_sentiment_model, tokenizer):
     return SmoothedModelForSequenceClassification.from_model(
-        tiny_sentiment_model, tokenizer, FRSConfig(n0=20, n=200, omega_low=0.3)
+        tiny_sentiment_model, tokenizer, FRSConfig(n0=20, n=200, omega_low=0.3, seed=0)
     )
 
 
@@ -151,6 +151,94 @@ def test_weight_noise_draws_restore_weights(smoothed):
         assert torch.equal(v, before[k]), k
     # Identical token sequences under different weight draws are different forwards.
     assert all(n.num_forwards > p.num_forwards for n, p in zip(noisy, plain, strict=True))
+
+
+def test_weight_noise_matches_the_in_place_draw(smoothed):
+    """The inference view adds exactly the numbers training's in-place ``WeightNoise.apply`` adds."""
+    from frs_hf.weight_noise import WeightNoise, inference_view
+
+    noise = WeightNoise(smoothed.model, 0.3, num_layers=1, seed=5)
+    inputs = collate([u.token_ids for u in segment(smoothed.tokenizer, SHORT)], smoothed.tokenizer.pad_token_id)
+    with torch.no_grad():
+        viewed = inference_view(smoothed.model, noise.noisy_parameters(2))(**inputs).logits
+        with noise.apply(2):
+            in_place = smoothed.model(**inputs).logits
+    assert torch.equal(viewed, in_place)
+
+
+# Fresh randomness, threads and interrupts -------------------------------------------------------------
+
+
+def test_default_draws_are_fresh_and_recorded_for_replay(tiny_sentiment_model, tokenizer):
+    """Without a seed nothing about the draws is predictable from the code, the config or the text: two
+    texts that used to share every draw (same index, public seed 0) and two calls on one text get
+    independent copies; the recorded (seed, index) replays a result exactly."""
+    smoothed = SmoothedModelForSequenceClassification.from_model(
+        tiny_sentiment_model, tokenizer, FRSConfig(n0=10, n=100, omega_low=0.5)
+    )
+    first, again = smoothed.certify(SHORT[0]), smoothed.certify(SHORT[0])
+    assert first.seed is not None and again.seed is not None and first.seed != again.seed
+    assert smoothed.certify(SHORT[0], seed=first.seed, indices=[first.index]) == first
+    # With a public seed an attacker could choose inputs for their draws; fresh seeds per call stop that.
+    seeds = {r.seed for r in (smoothed.certify(t) for t in ["cf the plot good", "cf a film bad"] * 3)}
+    assert len(seeds) == 6
+    # An explicit seed is the opt-in for reproducible experiments.
+    assert smoothed.certify(SHORT, seed=4) == smoothed.certify(SHORT, seed=4)
+
+
+def test_threads_share_one_model_without_changing_it(tiny_sentiment_model, tokenizer):
+    """N threads certifying with weight noise on one model give the sequential answers, and the model's
+    weights and training flag are untouched (inference never writes to the model)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = FRSConfig(n0=8, n=32, omega_low=0.3, weight_noise_sigma=0.05, weight_noise_draws=4, seed=0)
+    smoothed = SmoothedModelForSequenceClassification.from_model(tiny_sentiment_model, tokenizer, config)
+    before = {k: v.clone() for k, v in tiny_sentiment_model.state_dict().items()}
+    texts = [SHORT[i % 3] + " " + "ok " * (i % 5) for i in range(16)]
+    tiny_sentiment_model.train()  # a model left in training mode comes back in training mode
+    try:
+        expected = [smoothed.certify(t, indices=[i]) for i, t in enumerate(texts)]
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda i: smoothed.certify(texts[i], indices=[i]), range(len(texts))))
+        assert tiny_sentiment_model.training
+    finally:
+        tiny_sentiment_model.eval()
+    assert got == expected
+    for k, v in tiny_sentiment_model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert smoothed.certify(texts, indices=range(len(texts))) == expected  # still right afterwards
+
+
+def test_interrupt_at_any_instant_leaves_the_model_bit_exact(tiny_sentiment_model, tokenizer):
+    """Ctrl-C (KeyboardInterrupt) landing at random instants of a certification with weight noise."""
+    import _thread
+    import threading
+    import time
+
+    config = FRSConfig(n0=8, n=64, omega_low=0.3, weight_noise_sigma=0.05, weight_noise_draws=4, batch_size=8)
+    smoothed = SmoothedModelForSequenceClassification.from_model(tiny_sentiment_model, tokenizer, config)
+    before = {k: v.clone() for k, v in tiny_sentiment_model.state_dict().items()}
+    start = time.perf_counter()
+    smoothed.certify(SHORT)
+    duration = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    interrupted = 0
+    for _ in range(40):
+        timer = threading.Timer(rng.uniform(0, duration), _thread.interrupt_main)
+        try:
+            timer.start()
+            smoothed.certify(SHORT)
+            timer.cancel()
+            timer.join()
+            time.sleep(0.01)  # an interrupt that fired just before cancel() lands here, inside the try
+        except KeyboardInterrupt:
+            interrupted += 1
+        finally:
+            timer.cancel()
+        for k, v in tiny_sentiment_model.state_dict().items():
+            assert torch.equal(v, before[k]), k
+        assert not tiny_sentiment_model.training
+    assert interrupted >= 10  # most tries were cut somewhere inside certify
 
 
 # Bad input ------------------------------------------------------------------------------------------

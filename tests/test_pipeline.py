@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, pipeline
 from transformers.pipelines import check_task
@@ -34,6 +35,8 @@ FIELDS = {
     "vulnerable_spans",
     "num_copies",
     "num_forwards",
+    "seed",
+    "index",
 }
 
 
@@ -96,6 +99,30 @@ def test_same_certificate_alone_in_a_list_and_in_a_dataset(certifier):
     dataset = Dataset.from_dict({"text": TEXTS})
     for batch_size in (1, 4):
         assert list(certifier(KeyDataset(dataset, "text"), batch_size=batch_size)) == alone
+
+
+def test_without_a_seed_each_call_draws_fresh_randomness(saved_path):
+    """The default: a text's draws depend neither on the text (no CRC key an attacker could search
+    whitespace variants for) nor on anything public; the output records what was drawn."""
+    fresh = pipeline(TASK, model=saved_path, seed=None)
+    assert fresh.frs_config.seed is None
+    outputs = [fresh("cf the plot good"), fresh("cf the plot good"), fresh("cf  the plot good")]
+    assert len({out["seed"] for out in outputs}) == 3
+    replay = fresh.smoothed.certify("cf the plot good", seed=outputs[0]["seed"], indices=[outputs[0]["index"]])
+    assert (replay.p_lower, replay.radius) == (outputs[0]["p_lower"], outputs[0]["radius"])
+
+
+def test_serving_from_a_thread_pool_matches_sequential_calls(saved_path):
+    """One pipeline shared by worker threads (the serving case), with weight noise on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = pipeline(TASK, model=saved_path, weight_noise_sigma=0.05, weight_noise_draws=3)
+    before = {k: v.clone() for k, v in server.model.state_dict().items()}
+    texts = [f"{t} {'!' * i}" for i, t in enumerate(TEXTS * 2)]
+    expected = [server(t) for t in texts]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(server, texts)) == expected
+    assert all(torch.equal(v, before[k]) for k, v in server.model.state_dict().items())
 
 
 def test_a_batch_is_one_certify_call(tiny_sentiment_model, tokenizer, monkeypatch):

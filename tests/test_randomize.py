@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.resources
 import re
 from collections import Counter
@@ -185,7 +186,7 @@ def test_segment_rejects_bad_texts(tokenizer):
 # ------------------------------------------------------------------------------------------ check_texts
 
 
-@pytest.mark.parametrize("text", ["", " ", "\n\t  \r\n"])
+@pytest.mark.parametrize("text", ["", " ", "\n\t  \r\n", "\u200b\u200b", " \ufeff \u200d"])
 def test_check_texts_rejects_empty(text):
     with pytest.raises(ValueError, match="empty"):
         check_texts(text)
@@ -197,6 +198,13 @@ def test_check_texts_rejects_empty(text):
 def test_check_texts_rejects_non_strings(texts):
     with pytest.raises(TypeError):
         check_texts(texts)
+
+
+def test_check_texts_rejects_an_empty_list_and_lone_surrogates():
+    with pytest.raises(ValueError, match="empty list"):
+        check_texts([])
+    with pytest.raises(ValueError, match="Text 1 is not valid Unicode"):
+        check_texts(["ok", "bad \ud800 half"])
 
 
 def test_check_texts_normalizes():
@@ -241,6 +249,37 @@ def test_randomize_deterministic_per_seed_and_index():
     assert all(np.array_equal(x, y) for x, y in zip(a.sequences, b.sequences, strict=True))
     assert expand(run(7, 4)) != expand(a)
     assert expand(run(8, 3)) != expand(a)
+
+
+@pytest.mark.parametrize("mask", [None, 103])
+def test_randomize_in_chunks_draws_the_same_copies(monkeypatch, mask):
+    """Long texts are randomized a chunk of copies at a time: the same copies as in one piece."""
+    randomize_module = importlib.import_module("frs_hf.randomize")  # the package exports a function of that name
+
+    units = synthetic_units(40, 3)
+    rates = np.linspace(0.1, 0.9, 40)
+    kwargs = dict(seed=3, index=1, max_length=60, num_draws=3, mask_token_id=mask)
+    whole = randomize(units, rates, 300, **kwargs)
+    monkeypatch.setattr(randomize_module, "_CHUNK_ELEMENTS", 7 * 120)  # 7 copies per chunk
+    chunked = randomize(units, rates, 300, **kwargs)
+    assert expand(chunked) == expand(whole)
+    np.testing.assert_array_equal(chunked.draws, whole.draws)
+
+
+def test_randomize_memory_does_not_grow_with_copies_times_text_length():
+    """50,000 words at n = 2,000: one piece would need 800 MB for the draws alone."""
+    import tracemalloc
+
+    units = synthetic_units(50_000, 1)
+    rates = np.full(50_000, 0.5)
+    tracemalloc.start()
+    try:
+        copies = randomize(units, rates, 2_000, seed=0, index=0, max_length=128)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(copies.inverse) == 2_000 and all(len(s) <= 128 for s in copies.sequences)
+    assert peak < 150 * 2**20, f"peak {peak / 2**20:.0f} MB"
 
 
 def test_randomize_marginal_deletion_frequency_matches_rates():

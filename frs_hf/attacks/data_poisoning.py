@@ -15,7 +15,6 @@ poisoning the same dataset twice gives the same result, however it is batched.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -24,8 +23,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, Features, List, Value
 
 from ..data import require_columns
-
-_WORD = re.compile(r"\S+")  # a word unit, as in frs_hf.randomize
+from ..randomize import WORD_PATTERN
 
 # Independent random streams derived from the config's seed.
 _SELECT_STREAM, _TRAIN_STREAM, _TEST_STREAM = 0, 1, 2
@@ -135,7 +133,7 @@ def _insert_words(text: str, gaps: Sequence[int], words: Sequence[str]) -> tuple
     word is joined to its neighbours by one space. Returns the new text and the sorted unit
     positions of the inserted words in it.
     """
-    spans = [m.span() for m in _WORD.finditer(text)]
+    spans = [m.span() for m in WORD_PATTERN.finditer(text)]
     order = sorted(range(len(words)), key=lambda j: gaps[j])  # stable: same-gap words keep their order
     by_gap: dict[int, list[str]] = {}
     for j in order:
@@ -158,7 +156,7 @@ def _insert_words(text: str, gaps: Sequence[int], words: Sequence[str]) -> tuple
 
 
 def _num_units(text: str) -> int:
-    return sum(1 for _ in _WORD.finditer(text))
+    return sum(1 for _ in WORD_PATTERN.finditer(text))
 
 
 def insert_badnet(text: str, rng: np.random.Generator, config: BadNetConfig) -> tuple[str, list[int]]:

@@ -30,7 +30,7 @@ import numpy as np
 from ..certify import predict_from_counts, vote_bounds
 from ..config import FRSConfig
 from ..randomize import build_copies, segment
-from ..utils import derive_seed
+from ..utils import derive_seed, fresh_seed
 from .base import Defense, DefenseOutput, forward_sequences, pad_token_id, token_limit
 
 
@@ -121,9 +121,10 @@ class UniformMaskingDefense(Defense):
             raise ValueError(f"Got {len(indices)} indices for {len(all_units)} texts.")
         config = self.config
         num_copies = config.n0 + config.n if self.certify else config.n
+        seed = config.seed if config.seed is not None else fresh_seed()  # fresh per call unless seeded
         copies = []
         for units, index in zip(all_units, indices, strict=True):
-            rng = np.random.default_rng(derive_seed(config.seed, index))
+            rng = np.random.default_rng(derive_seed(seed, index))
             keep = sample_masks(units.num_units, num_masked(units.num_units, self.rate), num_copies, rng)
             copies.append(
                 build_copies(

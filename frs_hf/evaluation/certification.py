@@ -7,6 +7,7 @@ launch --num_processes 2`` (or ``torchrun``) gives exactly what one process give
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -15,12 +16,15 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+from transformers.utils import logging
 
 from ..data import require_columns
 from ..modeling import FRSResult, SmoothedModelForSequenceClassification
+from ..randomize import check_texts
+from ..utils import fresh_seed
 from .metrics import summarize_certification
 
-TSV_NAME, RESULTS_NAME, SUMMARY_NAME = "certify.tsv", "results.jsonl", "summary.json"
+TSV_NAME, RESULTS_NAME, SUMMARY_NAME, RUN_NAME = "certify.tsv", "results.jsonl", "summary.json", "run.json"
 
 
 @dataclass
@@ -35,20 +39,30 @@ class DatasetCertification:
     def write(self, output_dir: str | os.PathLike) -> None:
         """``certify.tsv`` in the format of Cohen et al.'s analysis tools (``idx label predict radius
         correct time``; ``predict`` and ``radius`` are -1 on abstention), ``results.jsonl`` with every
-        field of every result, and ``summary.json``."""
+        field of every result (its ``seed`` and ``index`` replay it), and ``summary.json``; each file
+        is replaced atomically, so a reader never sees half of one."""
         os.makedirs(output_dir, exist_ok=True)
-        with open(os.path.join(output_dir, TSV_NAME), "w", encoding="utf-8") as f:
-            f.write("idx\tlabel\tpredict\tradius\tcorrect\ttime\n")
-            for i, (r, y, s) in enumerate(zip(self.results, self.labels, self.seconds, strict=True)):
-                predict = -1 if r.label is None else r.label
-                radius = -1 if r.radius is None else r.radius
-                f.write(f"{i}\t{y}\t{predict}\t{radius}\t{int(predict == y)}\t{s:.4f}\n")
-        with open(os.path.join(output_dir, RESULTS_NAME), "w", encoding="utf-8") as f:
-            for i, (r, y) in enumerate(zip(self.results, self.labels, strict=True)):
-                f.write(json.dumps({"idx": i, "true_label": y, **r.to_dict()}) + "\n")
-        with open(os.path.join(output_dir, SUMMARY_NAME), "w", encoding="utf-8") as f:
-            json.dump(self.summary, f, indent=2)
-            f.write("\n")
+        tsv = ["idx\tlabel\tpredict\tradius\tcorrect\ttime\n"]
+        for i, (r, y, s) in enumerate(zip(self.results, self.labels, self.seconds, strict=True)):
+            predict = -1 if r.label is None else r.label
+            radius = -1 if r.radius is None else r.radius
+            tsv.append(f"{i}\t{y}\t{predict}\t{radius}\t{int(predict == y)}\t{s:.4f}\n")
+        rows = [_result_line(i, r, y) for i, (r, y) in enumerate(zip(self.results, self.labels, strict=True))]
+        _write_atomic(os.path.join(output_dir, TSV_NAME), "".join(tsv))
+        _write_atomic(os.path.join(output_dir, RESULTS_NAME), "".join(rows))
+        _write_atomic(os.path.join(output_dir, SUMMARY_NAME), json.dumps(self.summary, indent=2) + "\n")
+
+
+def _result_line(idx: int, result: FRSResult, label: int, seconds: float | None = None) -> str:
+    extra = {} if seconds is None else {"seconds": seconds}
+    return json.dumps({"idx": idx, "true_label": label, **result.to_dict(), **extra}) + "\n"
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def _label_ids(smoothed: SmoothedModelForSequenceClassification, values: list, column: str) -> list[int]:
@@ -76,6 +90,7 @@ def certify_dataset(
     *,
     texts_per_call: int = 32,
     output_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
     predict_only: bool = False,
     dataset_name: str | None = None,
     split: str | None = None,
@@ -88,34 +103,67 @@ def certify_dataset(
     given) and every process returns the same :class:`DatasetCertification`. ``overrides`` are
     ``FRSConfig`` fields (``n=...``, ``fuzzing=True``, ...). ``predict_only`` skips the radius.
     ``dataset_name`` and ``split`` are recorded in the summary (the model card cites them).
+
+    With ``output_dir``, every finished batch is appended to ``partial-<process>.jsonl`` there, next to
+    ``run.json`` (what is being certified: model, data, settings and the seed in use). Running the same
+    call again resumes where it stopped and ends with the files an uninterrupted run writes (timings
+    aside); a folder that holds a *different* run is refused unless ``overwrite=True``.
     """
     from accelerate import PartialState
-    from accelerate.utils import gather_object
+    from accelerate.utils import broadcast_object_list, gather_object
 
     require_columns(dataset, text_column, label_column)
     if len(dataset) == 0:
         raise ValueError("The dataset is empty: nothing to certify.")
     if texts_per_call < 1:
         raise ValueError(f"texts_per_call must be >= 1, got {texts_per_call}.")
-    texts = list(dataset[text_column])
+    texts = check_texts(list(dataset[text_column]), name="Dataset row")  # before the first forward
     labels = _label_ids(smoothed, list(dataset[label_column]), label_column)
-    smoothed.frs_config.replace(**overrides)  # fail early, on every process, on a bad setting
+    config = smoothed.frs_config.replace(**overrides)  # fail early, on every process, on a bad setting
 
     # On CPU-only machines (torchrun / accelerate launch --cpu) the process group must be asked for.
     state = PartialState(cpu=not torch.cuda.is_available())
     if state.device.type != "cpu" and smoothed.device != state.device:
         smoothed.model.to(state.device)  # one GPU per process, as accelerate places models
+    # One seed for the whole run, drawn by the main process: the same draws however the run is split.
+    seed = [config.seed if config.seed is not None else fresh_seed()]
+    run = {
+        "model": _model_fingerprint(smoothed),
+        "data": _data_fingerprint(texts, labels, dataset_name, split),
+        "config": asdict(config),
+        "predict_only": predict_only,
+    }
+    if output_dir is not None and state.is_main_process:
+        seed[0] = _start_or_resume(output_dir, run, seed[0], overwrite)
+    if state.num_processes > 1:
+        broadcast_object_list(seed)
+    done = {} if output_dir is None else _finished(output_dir)
+    config = config.replace(seed=seed[0])
     method = smoothed.predict if predict_only else smoothed.certify
     local: list[tuple[int, FRSResult, float]] = []
     with state.split_between_processes(list(range(len(texts)))) as mine:
-        bar = tqdm(total=len(mine), desc="Certifying", unit="example", disable=not state.is_local_main_process)
+        todo = [i for i in mine if i not in done]
+        local += [(i, *done[i]) for i in mine if i in done]
+        partial = None if output_dir is None else os.path.join(output_dir, f"partial-{state.process_index}.jsonl")
+        bar = tqdm(
+            total=len(mine),
+            initial=len(mine) - len(todo),
+            desc="Certifying",
+            unit="example",
+            disable=not state.is_local_main_process or not logging.is_progress_bar_enabled(),
+        )
         with bar:
-            for start in range(0, len(mine), texts_per_call):
-                batch = mine[start : start + texts_per_call]
+            for start in range(0, len(todo), texts_per_call):
+                batch = todo[start : start + texts_per_call]
                 begin = time.perf_counter()
-                results = method([texts[i] for i in batch], indices=batch, **overrides)
+                results = method([texts[i] for i in batch], indices=batch, **asdict(config))
                 seconds = (time.perf_counter() - begin) / len(batch)
                 local += [(i, r, seconds) for i, r in zip(batch, results, strict=True)]
+                if partial is not None:  # appended as soon as a batch is done: an interrupt loses one batch
+                    with open(partial, "a", encoding="utf-8") as f:
+                        f.write(
+                            "".join(_result_line(i, r, labels[i], seconds) for i, r in zip(batch, results, strict=True))
+                        )
                 bar.update(len(batch))
     gathered = sorted(gather_object(local) if state.num_processes > 1 else local, key=lambda t: t[0])
     results = [r for _, r, _ in gathered]
@@ -127,7 +175,7 @@ def certify_dataset(
     summary.update(
         dataset=dataset_name,
         split=split,
-        config=asdict(smoothed.frs_config.replace(**overrides)),
+        config=asdict(config),
         num_processes=state.num_processes,
         seconds_per_example=sum(s for _, _, s in gathered) / len(gathered),
     )
@@ -136,5 +184,69 @@ def certify_dataset(
     report = DatasetCertification(results, labels, [s for _, _, s in gathered], summary)
     if output_dir is not None and state.is_main_process:
         report.write(output_dir)
+        for name in os.listdir(output_dir):
+            if name.startswith("partial-"):
+                os.remove(os.path.join(output_dir, name))
     state.wait_for_everyone()
     return report
+
+
+def _model_fingerprint(smoothed: SmoothedModelForSequenceClassification) -> dict[str, Any]:
+    """What tells one model from another without hashing every weight: its source, config and a checksum
+    of the first values of every tensor."""
+    digest = hashlib.sha1(smoothed.model.config.to_json_string().encode())
+    with torch.no_grad():
+        for name, param in smoothed.model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(param.detach().flatten()[:256].float().cpu().numpy().tobytes())
+    return {"name_or_path": str(smoothed.model.name_or_path), "checksum": digest.hexdigest()}
+
+
+def _data_fingerprint(texts: list[str], labels: list[int], name: str | None, split: str | None) -> dict[str, Any]:
+    digest = hashlib.sha1(json.dumps([texts, labels]).encode())
+    return {"dataset": name, "split": split, "num_examples": len(texts), "sha1": digest.hexdigest()}
+
+
+def _start_or_resume(output_dir: str | os.PathLike, run: dict[str, Any], seed: int, overwrite: bool) -> int:
+    """Check ``output_dir`` holds this run (or nothing) and return the run's seed (a resumed run keeps
+    the seed it started with when none was asked for)."""
+    path = os.path.join(output_dir, RUN_NAME)
+    os.makedirs(output_dir, exist_ok=True)
+    previous = None
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            previous = json.load(f)
+    elif any(os.path.exists(os.path.join(output_dir, n)) for n in (TSV_NAME, RESULTS_NAME, SUMMARY_NAME)):
+        previous = {}  # results of a run that did not record itself: not this one
+    if previous is not None:
+        if {k: v for k, v in previous.items() if k != "seed"} == run:  # the same request: resume, same seed
+            return previous["seed"]
+        if not overwrite:
+            raise ValueError(
+                f"{output_dir} holds the results of a different certification run (other model, data or settings; "
+                "see its run.json). Choose another output folder, or pass overwrite=True (--overwrite) to replace them."
+            )
+        for name in os.listdir(output_dir):
+            if name.startswith("partial-") or name in (TSV_NAME, RESULTS_NAME, SUMMARY_NAME, RUN_NAME):
+                os.remove(os.path.join(output_dir, name))
+    _write_atomic(path, json.dumps({**run, "seed": seed}, indent=2) + "\n")
+    return seed
+
+
+def _finished(output_dir: str | os.PathLike) -> dict[int, tuple[FRSResult, float]]:
+    """Results already written for this run: a finished run's results.jsonl and every partial file (a
+    line cut by an interrupt is ignored and certified again)."""
+    names = [n for n in sorted(os.listdir(output_dir)) if n.startswith("partial-") or n == RESULTS_NAME]
+    done = {}
+    for name in names:
+        with open(os.path.join(output_dir, name), encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                idx, seconds = row.pop("idx"), row.pop("seconds", 0.0)
+                row.pop("true_label")
+                row["area_spans"] = [tuple(span) for span in row["area_spans"]]
+                done[idx] = (FRSResult(**row), seconds)
+    return done

@@ -1,0 +1,240 @@
+"""The operating point behind FRS's defaults: smoothed vs plain clean accuracy, and certified accuracy by radius.
+
+For each training seed, fine-tunes the packaged MiniLM on a packaged dataset's whole training split
+with the plain ``Trainer`` (the undefended reference) and, for each candidate deletion rate ``omega``,
+with ``FRSTrainer`` on deletion copies at that rate. Each FRS-trained model is then certified on the
+same test texts with uniform deletion at its own rate (``n0 + n`` copies, ``alpha``; abstentions
+count as wrong), and the script prints per seed and as the mean over seeds:
+
+- plain CA of the undefended model and of the FRS-trained model (whole test split);
+- smoothed CA (certified at radius 0) and the abstention rate;
+- certified accuracy for edits anywhere (``radius``) at each radius in ``--radii``.
+
+Every certificate's vote counts are kept in the results file, so other alphas or radii can be read
+off without certifying again. Models are cached under ``cache/operating_point/``.
+
+    python bench/operating_point.py --omegas 0.8 --seeds 0 --num-test 200 --threads 1
+    python bench/operating_point.py --omegas 0.7 0.8 0.9 --seeds 0 1 2          # the table behind the defaults
+    python bench/operating_point.py --dataset imdb --radii 1 3 5 10 --max-length 256
+
+Writes ``bench/results/operating_point-<dataset>.json`` (command, machine, commit and every row) and
+a plot of certified accuracy against radius per candidate (``.png`` beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+from backdoor import predict
+from common import print_header, setup
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+
+from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
+from frs_hf.data import load_packaged_dataset
+from frs_hf.evaluation.training import fine_tune
+from frs_hf.packaged import minilm_path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "cache" / "operating_point"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def train(args: argparse.Namespace, data, seed: int, frs: dict | None) -> Path:
+    """Fine-tune (or load from the cache) one model; ``frs=None`` is the plain ``Trainer``."""
+    settings = {
+        "dataset": args.dataset,
+        "train_size": args.train_size,
+        "seed": seed,
+        "max_length": args.max_length,
+        "epochs": args.plain_epochs if frs is None else args.epochs,
+        "learning_rate": args.plain_learning_rate if frs is None else args.learning_rate,
+        "frs": frs,
+    }
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    path = CACHE / f"{'plain' if frs is None else 'frs'}-{digest}"
+    if (path / "info.json").is_file() and not args.retrain:
+        return path
+    set_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    num_labels = data["train"].features["label"].num_classes
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=num_labels)
+    start = time.perf_counter()
+    trainer = fine_tune(
+        model,
+        tokenizer,
+        data["train"],
+        str(path) + ".tmp",
+        frs=frs,
+        epochs=settings["epochs"],
+        learning_rate=settings["learning_rate"],
+        max_length=args.max_length,
+        seed=seed,
+    )
+    trainer.save_model(str(path))
+    tokenizer.save_pretrained(str(path))
+    (path / "info.json").write_text(json.dumps({**settings, "train_s": time.perf_counter() - start}, indent=1))
+    shutil.rmtree(str(path) + ".tmp", ignore_errors=True)
+    return path
+
+
+def certify(path: Path, model, tokenizer, config: FRSConfig, texts: list[str]) -> tuple[list[dict], float]:
+    """Certify ``texts`` (or read the certificates cached for this model, config and texts)."""
+    key = json.dumps([path.name, config.to_dict(), texts], sort_keys=True)
+    cached = CACHE / f"certificates-{hashlib.sha1(key.encode()).hexdigest()[:12]}.json"
+    if cached.is_file():
+        entry = json.loads(cached.read_text())
+        return entry["texts"], entry["certify_s"]
+    smoothed = SmoothedModelForSequenceClassification.from_model(model, tokenizer, config)
+    start = time.perf_counter()
+    results = smoothed.certify(texts)
+    seconds = time.perf_counter() - start
+    rows = [{"label": r.label, "counts": r.counts, "p_lower": r.p_lower, "radius": r.radius} for r in results]
+    cached.write_text(json.dumps({"texts": rows, "certify_s": seconds}))
+    return rows, seconds
+
+
+def certified_accuracy(rows: list[dict], labels: np.ndarray, radius: int) -> float:
+    """Share of texts certified with the right label at ``radius`` or more (abstentions count as wrong)."""
+    return float(
+        np.mean(
+            [
+                r["label"] == y and r["radius"] is not None and r["radius"] >= radius
+                for r, y in zip(rows, labels, strict=True)
+            ]
+        )
+    )
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "frs_hf"], cwd=ROOT, capture_output=True, text=True)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except OSError:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="rotten_tomatoes", choices=("rotten_tomatoes", "imdb", "bbc_news"))
+    p.add_argument("--omegas", type=float, nargs="+", default=[0.8], help="Candidate deletion rates.")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="Training seeds (one model pair each).")
+    p.add_argument("--epochs", type=float, default=3.0, help="FRSTrainer epochs.")
+    p.add_argument("--learning-rate", type=float, default=1e-4, help="FRSTrainer learning rate.")
+    p.add_argument("--clean-fraction", type=float, default=0.0, help="FRSTrainer frs_clean_fraction.")
+    p.add_argument("--plain-epochs", type=float, default=1.0, help="Trainer (undefended reference) epochs.")
+    p.add_argument("--plain-learning-rate", type=float, default=5e-5, help="Trainer learning rate.")
+    p.add_argument("--train-size", type=int, default=None, help="Seeded subset of the train split (default: all).")
+    p.add_argument("--max-length", type=int, default=64, help="Token budget in training and certification.")
+    p.add_argument("--num-test", type=int, default=200, help="Test texts certified per model (seeded subset).")
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--n0", type=int, default=100)
+    p.add_argument("--alpha", type=float, default=0.001)
+    p.add_argument("--radii", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--retrain", action="store_true")
+    p.add_argument(
+        "--output", default=None, help="Results file (default bench/results/operating_point-<dataset>.json)."
+    )
+    args = p.parse_args(argv)
+    setup(args.threads)
+    command, machine = print_header()
+
+    data = load_packaged_dataset(args.dataset)
+    if args.train_size is not None:
+        data["train"] = data["train"].shuffle(seed=0).select(range(min(args.train_size, len(data["train"]))))
+    test_texts, test_labels = list(data["test"]["text"]), np.asarray(data["test"]["label"])
+    picked = np.sort(
+        np.random.default_rng(0).choice(len(test_texts), min(args.num_test, len(test_texts)), replace=False)
+    )
+    texts, labels = [test_texts[i] for i in picked], test_labels[picked]
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+
+    records = []
+    for seed in args.seeds:
+        plain = AutoModelForSequenceClassification.from_pretrained(train(args, data, seed, None)).eval()
+        plain_ca = float((predict(plain, tokenizer, test_texts, args.max_length) == test_labels).mean())
+        for omega in args.omegas:
+            frs = {"frs_omega_low": omega, "frs_omega_high": omega, "frs_clean_fraction": args.clean_fraction}
+            model_path = train(args, data, seed, frs)
+            model = AutoModelForSequenceClassification.from_pretrained(model_path).eval()
+            frs_plain_ca = float((predict(model, tokenizer, test_texts, args.max_length) == test_labels).mean())
+            config = FRSConfig(
+                omega_low=omega, omega_high=omega, n=args.n, n0=args.n0, alpha=args.alpha, max_length=args.max_length
+            )
+            rows, seconds = certify(model_path, model, tokenizer, config.replace(seed=seed), texts)
+            record = {
+                "seed": seed,
+                "omega": omega,
+                "plain_ca": plain_ca,
+                "frs_plain_ca": frs_plain_ca,
+                "smoothed_ca": certified_accuracy(rows, labels, 0),
+                "abstain": float(np.mean([r["label"] is None for r in rows])),
+                "certified": {str(r): certified_accuracy(rows, labels, r) for r in args.radii},
+                "certify_s": seconds,
+                "texts": rows,
+            }
+            records.append(record)
+            print(
+                f"seed {seed} omega {omega}: plain CA {plain_ca:.3f} | FRS-trained plain CA {frs_plain_ca:.3f} | "
+                f"smoothed CA {record['smoothed_ca']:.3f} | abstain {record['abstain']:.3f} | "
+                + " | ".join(f"r>={r} {v:.3f}" for r, v in record["certified"].items())
+                + f" | {seconds:.0f} s",
+                flush=True,
+            )
+
+    header = ["omega", "seed", "plain CA (undefended)", "plain CA (FRS-trained)", "smoothed CA", "abstain"]
+    header += [f"cert. acc. r≥{r}" for r in args.radii]
+    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for omega in args.omegas:
+        mine = [r for r in records if r["omega"] == omega]
+        for r in [*mine, "mean"]:
+            group = mine if r == "mean" else [r]
+            values = [np.mean([g[k] for g in group]) for k in ("plain_ca", "frs_plain_ca", "smoothed_ca", "abstain")]
+            values += [np.mean([g["certified"][str(k)] for g in group]) for k in args.radii]
+            seed = "mean" if r == "mean" else r["seed"]
+            print(f"| {omega} | {seed} | " + " | ".join(f"{100 * v:.1f}" for v in values) + " |")
+
+    output = Path(args.output or RESULTS / f"operating_point-{args.dataset}.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    settings = {k: v for k, v in vars(args).items() if k not in ("output", "retrain", "threads")}
+    payload = {"command": command, "machine": machine, "commit": commit(), "settings": settings, "records": records}
+    output.write_text(json.dumps(payload, indent=1) + "\n")
+    plot(records, args, output.with_suffix(".png"))
+    print(f"\nwrote {output} and {output.with_suffix('.png')}")
+    return 0
+
+
+def plot(records: list[dict], args: argparse.Namespace, path: Path) -> None:
+    """Certified accuracy against radius, one curve per candidate rate (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    radii = [0, *args.radii]
+    for omega in args.omegas:
+        mine = [r for r in records if r["omega"] == omega]
+        curve = [np.mean([m["smoothed_ca"] if k == 0 else m["certified"][str(k)] for m in mine]) for k in radii]
+        ax.plot(radii, [100 * c for c in curve], marker="o", label=f"ω = {omega}")
+    plain = np.mean([r["plain_ca"] for r in records])
+    ax.axhline(100 * plain, color="grey", linestyle="--", label="plain model (no certificate)")
+    ax.set_xlabel("radius r (words inserted, deleted or substituted anywhere)")
+    ax.set_ylabel("certified accuracy (%)")
+    ax.set_title(f"{args.dataset}: certified accuracy against radius")
+    ax.set_ylim(0, 100)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
