@@ -70,6 +70,21 @@ class FRSTrainingArguments(TrainingArguments):
             "accuracy on full texts while it learns to vote on the deletion copies that certification shows it."
         ),
     )
+    frs_copies: int = field(
+        default=1,
+        metadata=_help(
+            "Randomized copies of each example in every step (the batch grows by this factor); with more than one, "
+            "frs_consistency can pull their predictions together."
+        ),
+    )
+    frs_consistency: float = field(
+        default=0.0,
+        metadata=_help(
+            "Weight of the consistency loss between the copies of one example (mean KL divergence from their average "
+            "prediction, Jeong & Shin 2020): the vote over copies is what certification counts, and consistent "
+            "copies give larger margins and fewer abstentions. Needs frs_copies > 1."
+        ),
+    )
     frs_weight_noise_sigma: float = field(
         default=0.0,
         metadata=_help("Std of the Gaussian perturbation of the top layers during each forward/backward (0: off)."),
@@ -129,6 +144,12 @@ class FRSTrainingArguments(TrainingArguments):
         for name in ("frs_random_area", "frs_clean_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"FRSTrainingArguments.{name} must be in [0, 1], got {getattr(self, name)!r}.")
+        if not isinstance(self.frs_copies, int) or self.frs_copies < 1:
+            raise ValueError(f"FRSTrainingArguments.frs_copies must be a positive integer, got {self.frs_copies!r}.")
+        if not (math.isfinite(self.frs_consistency) and self.frs_consistency >= 0):
+            raise ValueError(f"FRSTrainingArguments.frs_consistency must be >= 0, got {self.frs_consistency!r}.")
+        if self.frs_consistency > 0 and self.frs_copies < 2:
+            raise ValueError("FRSTrainingArguments.frs_consistency needs frs_copies >= 2 (copies to compare).")
         if self.frs_update_noise > 0 and self.frs_update_clip == 0:
             raise ValueError("FRSTrainingArguments.frs_update_noise needs frs_update_clip > 0 (the noise scale).")
         for name in ("frs_eval_n", "frs_eval_max_examples"):
@@ -244,40 +265,56 @@ class FRSTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # A per-batch mean for every model: heads that would normalize by num_items_in_batch (Llama's)
         # and heads that ignore it (BERT's) then agree, and the Trainer scales it for accumulation.
-        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=None)
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=None)
+        copies = self.args.frs_copies if model.training else 1
+        if copies > 1 and self.args.frs_consistency > 0:
+            log_p = outputs.logits.float().log_softmax(-1).view(copies, -1, outputs.logits.shape[-1])
+            log_mean = log_p.logsumexp(0) - math.log(copies)  # log of the copies' average prediction
+            kl = (log_mean.exp() * (log_mean - log_p)).sum(-1).mean()  # mean over copies and examples
+            loss = loss + self.args.frs_consistency * kl
+        return (loss, outputs) if return_outputs else loss
 
     def randomize_batch(self, inputs: dict[str, Any], key: int) -> dict[str, Any]:
-        """One deletion copy of every example of a collated batch (each left whole with probability
-        ``frs_clean_fraction``), on the same word units as certification uses; labels and any other
-        columns are untouched."""
+        """``frs_copies`` deletion copies of every example of a collated batch (each left whole with
+        probability ``frs_clean_fraction``), on the same word units as certification uses, copy-major
+        (all first copies, then all second copies...); labels and any other per-example columns are
+        repeated alongside."""
         input_ids, mask = inputs["input_ids"], inputs.get("attention_mask")
         rows = list(input_ids) if mask is None else [ids[m.bool()] for ids, m in zip(input_ids, mask, strict=True)]
         texts = self.processing_class.batch_decode(rows, skip_special_tokens=True)
         units = segment(self.processing_class, texts)
         rng = np.random.default_rng(derive_seed(self.args.seed, _TEXT_STREAM, key))
         sequences = []
-        for i, unit in enumerate(units):
-            if self.args.frs_clean_fraction > 0 and rng.random() < self.args.frs_clean_fraction:
-                sequences.append(rows[i].cpu().numpy())
-                continue
-            area, longest = None, math.floor(self.args.frs_random_area * unit.num_units)
-            if longest >= 1:
-                length = int(rng.integers(1, longest + 1))
-                start = int(rng.integers(0, unit.num_units - length + 1))
-                area = [(start, start + length)]
-            rates = unit_rates(unit.num_units, area, self.args.frs_omega_low, self.args.frs_omega_high)
-            copy = randomize(
-                unit,
-                rates,
-                1,
-                seed=self.args.seed,
-                index=derive_seed(_TEXT_STREAM, key, i),
-                max_length=input_ids.shape[1],
-                deduplicate=False,
-            )
-            sequences.append(copy.sequences[0])
+        for copy_index in range(self.args.frs_copies):
+            for i, unit in enumerate(units):
+                if self.args.frs_clean_fraction > 0 and rng.random() < self.args.frs_clean_fraction:
+                    sequences.append(rows[i].cpu().numpy())
+                    continue
+                area, longest = None, math.floor(self.args.frs_random_area * unit.num_units)
+                if longest >= 1:
+                    length = int(rng.integers(1, longest + 1))
+                    start = int(rng.integers(0, unit.num_units - length + 1))
+                    area = [(start, start + length)]
+                rates = unit_rates(unit.num_units, area, self.args.frs_omega_low, self.args.frs_omega_high)
+                copy = randomize(
+                    unit,
+                    rates,
+                    1,
+                    seed=self.args.seed,
+                    index=derive_seed(_TEXT_STREAM, key, i, *([copy_index] if copy_index else [])),
+                    max_length=input_ids.shape[1],
+                    deduplicate=False,
+                )
+                sequences.append(copy.sequences[0])
         batch = collate(sequences, self.processing_class.pad_token_id)
         out = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask", "token_type_ids")}
+        if self.args.frs_copies > 1:  # every per-example column follows its copies
+            out = {
+                k: v.repeat(self.args.frs_copies, *[1] * (v.dim() - 1))
+                if isinstance(v, torch.Tensor) and v.dim() > 0 and len(v) == len(rows)
+                else v
+                for k, v in out.items()
+            }
         out["input_ids"] = batch["input_ids"].to(input_ids.device)
         out["attention_mask"] = batch["attention_mask"].to(input_ids.device)
         return out

@@ -218,4 +218,5 @@ def test_bad_inputs(certifier):
         certifier("a fine film", n0=100)
     with pytest.raises(ValueError, match="top_k"):
         certifier("a fine film", top_k=0)
-    assert certifier([]) == []
+    with pytest.raises(ValueError, match="empty list"):
+        certifier([])

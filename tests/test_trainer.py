@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pickle
@@ -119,6 +120,37 @@ def test_randomize_batch_deletes_words_and_keeps_labels(tokenizer, data, tmp_pat
     for copy_text, original in zip(copies, words, strict=True):
         assert set(copy_text.split()) <= original
     assert all(u.num_units for u in segment(tokenizer, texts))
+
+
+def test_copies_per_example_and_the_consistency_loss(tokenizer, data, tmp_path, tiny_sentiment_model):
+    batch = DataCollatorWithPadding(tokenizer)([data["train"][i] for i in range(8)])
+    single = make_trainer(tokenizer, data, arguments(tmp_path, frs_omega_low=0.5))
+    args = arguments(tmp_path, frs_omega_low=0.5, frs_copies=3, frs_consistency=1.0)
+    trainer = make_trainer(tokenizer, data, args, model=copy.deepcopy(tiny_sentiment_model))  # answers differ
+    out = trainer.randomize_batch(batch, key=1)
+    assert len(out["input_ids"]) == 24 and torch.equal(out["labels"], batch["labels"].repeat(3))
+    # The first copies are those of frs_copies=1; the others are fresh draws.
+    first = single.randomize_batch(batch, key=1)
+    assert torch.equal(out["input_ids"][:8, : first["input_ids"].shape[1]], first["input_ids"])
+    assert not torch.equal(out["attention_mask"][:8], out["attention_mask"][8:16])
+    # Identical copies (nothing deleted) agree exactly: no consistency penalty.
+    whole = make_trainer(tokenizer, data, arguments(tmp_path, frs_omega_low=0.0, frs_copies=2, frs_consistency=5.0))
+    same = whole.randomize_batch(batch, key=1)
+    assert torch.equal(same["input_ids"][:8], same["input_ids"][8:])
+    assert abs(_consistency(whole, same).item()) < 1e-6
+    assert _consistency(trainer, out).item() > 1e-4  # copies that disagree pay the KL term
+    with pytest.raises(ValueError, match="frs_consistency needs frs_copies >= 2"):
+        arguments(tmp_path, frs_consistency=1.0)
+
+
+def _consistency(trainer, inputs):
+    """The consistency term alone: compute_loss adds it in training mode only, so dropout is switched off."""
+    trainer.model.train()
+    for module in trainer.model.modules():  # training mode for compute_loss, but dropout off
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    with torch.no_grad():
+        return trainer.compute_loss(trainer.model, inputs) - Trainer.compute_loss(trainer, trainer.model, inputs)
 
 
 def test_clean_fraction_leaves_that_share_of_examples_whole(tokenizer, data, tmp_path):
