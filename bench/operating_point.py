@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=float, default=3.0, help="FRSTrainer epochs.")
     p.add_argument("--learning-rate", type=float, default=1e-4, help="FRSTrainer learning rate.")
     p.add_argument("--clean-fraction", type=float, default=0.0, help="FRSTrainer frs_clean_fraction.")
+    p.add_argument("--copies", type=int, default=1, help="FRSTrainer frs_copies (copies per example per step).")
+    p.add_argument("--consistency", type=float, default=0.0, help="FRSTrainer frs_consistency.")
     p.add_argument("--plain-epochs", type=float, default=1.0, help="Trainer (undefended reference) epochs.")
     p.add_argument("--plain-learning-rate", type=float, default=5e-5, help="Trainer learning rate.")
     p.add_argument("--train-size", type=int, default=None, help="Seeded subset of the train split (default: all).")
@@ -163,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         plain_ca = float((predict(plain, tokenizer, test_texts, args.max_length) == test_labels).mean())
         for omega in args.omegas:
             frs = {"frs_omega_low": omega, "frs_omega_high": omega, "frs_clean_fraction": args.clean_fraction}
+            if args.copies > 1:  # only when set, so that models trained without them keep their cache names
+                frs.update(frs_copies=args.copies, frs_consistency=args.consistency)
             model_path = train(args, data, seed, frs)
             model = AutoModelForSequenceClassification.from_pretrained(model_path).eval()
             frs_plain_ca = float((predict(model, tokenizer, test_texts, args.max_length) == test_labels).mean())

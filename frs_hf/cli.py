@@ -115,6 +115,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .baselines import DEFENSES, build_defense
     from .data import load_any_dataset
     from .evaluation import backdoor_test_sets, evaluate_defenses
+    from .evaluation.report import clear_partial
 
     names = [name.strip() for name in args.defenses.split(",") if name.strip()]
     unknown = [name for name in names if name not in DEFENSES]
@@ -168,9 +169,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         max_radius=args.max_radius,
         texts_per_call=args.texts_per_call,
-        metadata={"model": args.model, "dataset": args.dataset, "split": args.split, "attack": args.attack},
+        metadata={
+            "model": args.model,
+            "dataset": args.dataset,
+            "split": args.split,
+            "attack": args.attack,
+            "frs_config": frs_config.to_dict(),
+            "defense_options": {**options, "strip_texts": args.strip_texts, "lm": args.lm},
+        },
+        output_dir=args.output,
+        overwrite=args.overwrite,
     )
-    return _print_report(report, args)
+    code = _print_report(report, args)
+    if args.output:
+        clear_partial(args.output)
+    return code
 
 
 def _merge_reports(args: argparse.Namespace) -> int:
@@ -290,7 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--masking-rate", type=float, default=0.5, help="Masking rate of uniform-masking.")
     evaluate.add_argument("--strip-texts", type=int, default=400, help="Held-out clean training texts for STRIP.")
     evaluate.add_argument("--lm", help="Causal LM for ONION (path or Hub id; default: the packaged SmolLM2).")
-    evaluate.add_argument("--output", help="Directory for report.md, report.json and report.png.")
+    evaluate.add_argument(
+        "--output",
+        help="Directory for report.md, report.json and report.png; chunks are saved as they finish, and the same "
+        "command run again resumes there.",
+    )
+    evaluate.add_argument("--overwrite", action="store_true", help="Replace another evaluation found in --output.")
     evaluate.add_argument("--no-plot", action="store_true", help="Skip the PNG (no matplotlib needed).")
     _add_dataclass_arguments(evaluate, FRSConfig, "FRS settings of the smoothing defenses (default: the model's)")
     evaluate.set_defaults(func=_evaluate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 
 import numpy as np
@@ -20,3 +21,12 @@ def fresh_seed() -> int:
     """A 63-bit seed from the operating system's entropy: what a certificate draws from by default,
     so that nobody who knows the code and the config can predict its randomized copies."""
     return secrets.randbits(63)
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a reader (or an interrupted run)
+    sees the old file or the new one, never half of one."""
+    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -157,3 +157,54 @@ def test_bad_arguments(planted_trigger_model, tokenizer):
         evaluate_defenses(none, ["a"], [0], ["b"], [1], target_label=1)
     with pytest.raises(ValueError, match="empty"):
         evaluate_defenses(none, ["a"], [0], [" "], [0], target_label=1)
+
+
+def test_an_interrupted_evaluation_resumes_where_it_stopped(planted_trigger_model, tokenizer, tmp_path):
+    from frs_hf.evaluation.report import clear_partial
+
+    clean_texts, clean_labels = synthetic_reviews(12, seed=5)
+    triggered_texts, _ = triggered_reviews(12, seed=6)
+    smoothed = SmoothedModelForSequenceClassification(planted_trigger_model, tokenizer, FRSConfig(n=30, n0=6))
+    calls = []
+
+    class Counting(UniformDeletionDefense):
+        def predict(self, texts, *, indices=None):
+            calls.append(len(texts))
+            if len(calls) == stop_at:
+                raise KeyboardInterrupt
+            return super().predict(texts, indices=indices)
+
+    def evaluate(output_dir, **kwargs):
+        return evaluate_defenses(
+            {"uniform": lambda seed: Counting(smoothed, 0.6, seed=seed)},
+            clean_texts,
+            clean_labels,
+            triggered_texts,
+            [0] * 12,
+            target_label=1,
+            seeds=[0, 1],
+            texts_per_call=4,
+            output_dir=output_dir,
+            **kwargs,
+        )
+
+    stop_at = 0
+    whole = evaluate(tmp_path / "whole")
+    assert sum(calls) == 48
+    calls.clear()
+    stop_at = 8  # seed 0 done (6 chunks), seed 1 cut in its second chunk
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(tmp_path / "cut")
+    calls.clear()
+    stop_at = 0
+    resumed = evaluate(tmp_path / "cut")
+    assert sum(calls) == 20  # the 5 chunks not saved before the interrupt
+    for a, b in zip(whole.runs, resumed.runs, strict=True):  # the same outputs; only the timings differ
+        assert (a.clean, a.triggered) == (b.clean, b.triggered)
+        assert {**a.summary, "seconds_per_example": 0} == {**b.summary, "seconds_per_example": 0}
+    resumed.save(tmp_path / "cut", plot=False)
+    clear_partial(tmp_path / "cut")
+    assert not (tmp_path / "cut" / "partial").exists()
+    with pytest.raises(ValueError, match="holds another evaluation"):
+        evaluate(tmp_path / "cut", metadata={"model": "another"})  # another evaluation: refused, the report kept
+    assert (tmp_path / "cut" / "report.json").exists()

@@ -21,7 +21,7 @@ from transformers.utils import logging
 from ..data import require_columns
 from ..modeling import FRSResult, SmoothedModelForSequenceClassification
 from ..randomize import check_texts
-from ..utils import fresh_seed
+from ..utils import fresh_seed, write_atomic
 from .metrics import summarize_certification
 
 TSV_NAME, RESULTS_NAME, SUMMARY_NAME, RUN_NAME = "certify.tsv", "results.jsonl", "summary.json", "run.json"
@@ -48,21 +48,14 @@ class DatasetCertification:
             radius = -1 if r.radius is None else r.radius
             tsv.append(f"{i}\t{y}\t{predict}\t{radius}\t{int(predict == y)}\t{s:.4f}\n")
         rows = [_result_line(i, r, y) for i, (r, y) in enumerate(zip(self.results, self.labels, strict=True))]
-        _write_atomic(os.path.join(output_dir, TSV_NAME), "".join(tsv))
-        _write_atomic(os.path.join(output_dir, RESULTS_NAME), "".join(rows))
-        _write_atomic(os.path.join(output_dir, SUMMARY_NAME), json.dumps(self.summary, indent=2) + "\n")
+        write_atomic(os.path.join(output_dir, TSV_NAME), "".join(tsv))
+        write_atomic(os.path.join(output_dir, RESULTS_NAME), "".join(rows))
+        write_atomic(os.path.join(output_dir, SUMMARY_NAME), json.dumps(self.summary, indent=2) + "\n")
 
 
 def _result_line(idx: int, result: FRSResult, label: int, seconds: float | None = None) -> str:
     extra = {} if seconds is None else {"seconds": seconds}
     return json.dumps({"idx": idx, "true_label": label, **result.to_dict(), **extra}) + "\n"
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _label_ids(smoothed: SmoothedModelForSequenceClassification, values: list, column: str) -> list[int]:
@@ -229,7 +222,7 @@ def _start_or_resume(output_dir: str | os.PathLike, run: dict[str, Any], seed: i
         for name in os.listdir(output_dir):
             if name.startswith("partial-") or name in (TSV_NAME, RESULTS_NAME, SUMMARY_NAME, RUN_NAME):
                 os.remove(os.path.join(output_dir, name))
-    _write_atomic(path, json.dumps({**run, "seed": seed}, indent=2) + "\n")
+    write_atomic(path, json.dumps({**run, "seed": seed}, indent=2) + "\n")
     return seed
 
 

@@ -8,8 +8,10 @@ Markdown table, the JSON file and the PNG plot.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,6 +23,7 @@ from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
 from ..baselines.base import Defense, DefenseOutput
+from ..utils import write_atomic
 from .metrics import (
     attack_success_rate,
     mean_interval,
@@ -204,10 +207,8 @@ class BackdoorReport:
         """Write ``report.md``, ``report.json`` and (``plot``) ``report.png``; returns their paths."""
         os.makedirs(output_dir, exist_ok=True)
         paths = {"markdown": os.path.join(output_dir, "report.md"), "json": os.path.join(output_dir, "report.json")}
-        with open(paths["markdown"], "w", encoding="utf-8") as f:
-            f.write(self.to_markdown())
-        with open(paths["json"], "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, default=float)
+        write_atomic(paths["markdown"], self.to_markdown())
+        write_atomic(paths["json"], json.dumps(self.to_dict(), indent=2, default=float))
         if plot:
             paths["plot"] = os.path.join(output_dir, "report.png")
             plot_report(self, paths["plot"])
@@ -253,9 +254,27 @@ def _summarize(
 
 
 def run_defense(
-    defense: Defense, texts: Sequence[str], *, texts_per_call: int = 32, desc: str = ""
+    defense: Defense,
+    texts: Sequence[str],
+    *,
+    texts_per_call: int = 32,
+    desc: str = "",
+    journal: str | os.PathLike | None = None,
 ) -> list[DefenseOutput]:
-    """``defense.predict`` over ``texts`` in chunks, with one progress bar; example ``i`` is seeded by ``i``."""
+    """``defense.predict`` over ``texts`` in chunks, with one progress bar; example ``i`` is seeded by ``i``.
+
+    With ``journal`` (a JSONL file), each finished chunk is appended to it and the chunks already there
+    are read instead of run again: an interrupted evaluation resumes where it stopped.
+    """
+    done: dict[int, list[DefenseOutput]] = {}
+    if journal is not None and os.path.isfile(journal):
+        with open(journal, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    chunk = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by the interrupt: run that chunk again
+                    continue
+                done[chunk["start"]] = [DefenseOutput(**o) for o in chunk["outputs"]]
     outputs: list[DefenseOutput] = []
     inner_bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # the per-call bars of certify() would nest inside this one
@@ -263,7 +282,14 @@ def run_defense(
         with tqdm(total=len(texts), desc=desc or defense.name, unit="text", disable=not inner_bars) as bar:
             for start in range(0, len(texts), texts_per_call):
                 chunk = list(texts[start : start + texts_per_call])
-                outputs += defense.predict(chunk, indices=range(start, start + len(chunk)))
+                if start in done and len(done[start]) == len(chunk):
+                    outputs += done[start]
+                else:
+                    results = defense.predict(chunk, indices=range(start, start + len(chunk)))
+                    outputs += results
+                    if journal is not None:
+                        with open(journal, "a", encoding="utf-8") as f:
+                            f.write(json.dumps({"start": start, "outputs": [asdict(o) for o in results]}) + "\n")
                 bar.update(len(chunk))
     finally:
         if inner_bars:
@@ -283,12 +309,19 @@ def evaluate_defenses(
     max_radius: int = 3,
     texts_per_call: int = 32,
     metadata: dict[str, Any] | None = None,
+    output_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
 ) -> BackdoorReport:
     """Run every defense once per seed on the clean and the triggered test texts.
 
     ``defenses`` maps a name to a factory ``seed -> Defense`` (the seed drives the defense's own
     randomness: smoothing draws, STRIP's superimpositions). The triggered texts must all be of a
     non-target class (`frs_hf.attacks.triggered_test_set` builds them).
+
+    With ``output_dir``, every finished chunk of texts is saved under ``output_dir/partial/`` (with
+    ``run.json`` naming the evaluation), so running the same evaluation again resumes where it stopped;
+    a folder holding another evaluation is refused unless ``overwrite``. The caller writes the report
+    (`BackdoorReport.save`), after which `clear_partial` removes the saved chunks.
     """
     if not defenses:
         raise ValueError("No defenses to evaluate.")
@@ -296,20 +329,75 @@ def evaluate_defenses(
         raise ValueError("Each test set needs exactly one label per text.")
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed.")
+    partial = None
+    if output_dir is not None:
+        run = {
+            "metadata": metadata or {},
+            "defenses": list(defenses),
+            "seeds": list(seeds),
+            "texts": hashlib.sha1(
+                json.dumps([clean_texts, clean_labels, triggered_texts, triggered_labels]).encode()
+            ).hexdigest(),
+            "target_label": target_label,
+            "texts_per_call": texts_per_call,
+        }
+        partial = _start_or_resume(output_dir, run, overwrite)
     runs = []
     for name, build in defenses.items():
         for seed in seeds:
             defense = build(seed)
             start = time.perf_counter()
-            clean = run_defense(defense, clean_texts, texts_per_call=texts_per_call, desc=f"{name} (seed {seed}) clean")
+            journals = {
+                part: None if partial is None else os.path.join(partial, f"{name}-seed{seed}-{part}.jsonl")
+                for part in ("clean", "triggered")
+            }
+            clean = run_defense(
+                defense,
+                clean_texts,
+                texts_per_call=texts_per_call,
+                desc=f"{name} (seed {seed}) clean",
+                journal=journals["clean"],
+            )
             triggered = run_defense(
-                defense, triggered_texts, texts_per_call=texts_per_call, desc=f"{name} (seed {seed}) triggered"
+                defense,
+                triggered_texts,
+                texts_per_call=texts_per_call,
+                desc=f"{name} (seed {seed}) triggered",
+                journal=journals["triggered"],
             )
             seconds = time.perf_counter() - start
             summary = _summarize(clean, clean_labels, triggered, triggered_labels, target_label, max_radius)
             summary["seconds_per_example"] = seconds / (len(clean_texts) + len(triggered_texts))
             runs.append(DefenseRun(name, seed, clean, triggered, summary, seconds))
     return BackdoorReport(runs, target_label, max_radius, metadata or {})
+
+
+def _start_or_resume(output_dir: str | os.PathLike, run: dict[str, Any], overwrite: bool) -> str:
+    """The folder of saved chunks for ``run``: kept when ``output_dir`` holds this evaluation, refused (or,
+    with ``overwrite``, emptied) when it holds another one."""
+    os.makedirs(output_dir, exist_ok=True)
+    path, partial = os.path.join(output_dir, "run.json"), os.path.join(output_dir, "partial")
+    previous = None
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            previous = json.load(f)
+    elif os.path.exists(os.path.join(output_dir, "report.json")):
+        previous = {}  # a report that did not record what produced it: not this evaluation
+    if previous is not None and previous != json.loads(json.dumps(run)):
+        if not overwrite:
+            raise ValueError(
+                f"{output_dir} holds another evaluation (other model, data, defenses, seeds or settings; see its "
+                "run.json). Choose another output folder, or pass overwrite=True (--overwrite) to replace it."
+            )
+        shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial, exist_ok=True)
+    write_atomic(path, json.dumps(run, indent=2) + "\n")
+    return partial
+
+
+def clear_partial(output_dir: str | os.PathLike) -> None:
+    """Remove the chunks `evaluate_defenses` saved for resuming, once the report is written."""
+    shutil.rmtree(os.path.join(output_dir, "partial"), ignore_errors=True)
 
 
 def plot_report(report: BackdoorReport, path: str | os.PathLike) -> None:
