@@ -350,8 +350,10 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         num_copies: int,
     ) -> list[_Votes]:
         """Randomize every text and classify all copies; returns each copy's predicted class."""
-        if areas is not None and len(areas) != len(texts):
-            raise ValueError(f"Got {len(areas)} areas for {len(texts)} texts.")
+        if areas is not None:
+            if len(areas) != len(texts):
+                raise ValueError(f"Got {len(areas)} areas for {len(texts)} texts.")
+            areas = [_check_area(area, i) for i, area in enumerate(areas)]
         if indices is not None and len(indices) != len(texts):
             raise ValueError(f"Got {len(indices)} indices for {len(texts)} texts.")
         indices = list(range(len(texts))) if indices is None else [int(i) for i in indices]
@@ -379,7 +381,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                 for j in range(start, min(start + per_chunk, len(texts))):
                     units = all_units[j]
                     given = areas[j] if areas is not None else None
-                    area, fuzzing_forwards = [tuple(map(int, s)) for s in (given or ())], 0
+                    area, fuzzing_forwards = list(given or ()), 0
                     if config.fuzzing and given is None:
                         found = self.find_area(units, config, index=indices[j], max_length=max_length)
                         area, fuzzing_forwards = found.area, found.num_forwards
@@ -543,6 +545,22 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             module_names=config.weight_noise_modules or None,
             seed=seed,
         )
+
+
+def _check_area(area: Any, i: int) -> list[Span] | None:
+    """Text ``i``'s area as a list of ``(start, end)`` integer pairs (None: search it, or none)."""
+    if area is None:
+        return None
+    try:
+        spans = [(int(start), int(end)) for start, end in area]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"areas[{i}] must be a list of (start, end) word-unit spans, e.g. [(3, 4)], got {area!r}; "
+            "areas holds one such list (or None) per text."
+        ) from None
+    if any(isinstance(v, (bool, float)) for span in area for v in span):
+        raise ValueError(f"areas[{i}] must hold integer word-unit positions, got {area!r}.")
+    return spans
 
 
 @dataclass

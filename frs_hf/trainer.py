@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer import logger as trainer_logger
 from transformers.utils import logging
 
 from .config import FRSConfig
@@ -213,6 +214,11 @@ class FRSTrainer(Trainer):
             args = FRSTrainingArguments(output_dir="trainer_output")
         elif not isinstance(args, FRSTrainingArguments):
             args = FRSTrainingArguments.from_training_arguments(args)
+            logger.warning(
+                "FRSTrainer got plain TrainingArguments: training with the FRS defaults (randomized deletion copies "
+                f"at frs_omega_low={args.frs_omega_low}). Pass FRSTrainingArguments to choose them, or "
+                "frs_randomize=False to train like Trainer."
+            )
         if peft_config is not None:
             from peft import get_peft_model
 
@@ -253,6 +259,20 @@ class FRSTrainer(Trainer):
         return derive_seed(self.state.global_step, count, self.args.process_index)
 
     # Training -------------------------------------------------------------------------------------------
+    def train(self, *args: Any, **kwargs: Any):
+        """``Trainer.train``, announcing the FRS settings in force first (one INFO line)."""
+        a = self.args
+        settings = (
+            f"randomized text: {a.frs_randomize} (deletion {a.frs_omega_low} / {a.frs_omega_high} in a random area "
+            f"of up to {a.frs_random_area:g}, whole texts {a.frs_clean_fraction:g}, {a.frs_copies} copies per example, "
+            f"consistency {a.frs_consistency:g}); weight noise sigma {a.frs_weight_noise_sigma:g} on "
+            f"{a.frs_weight_noise_modules or f'the top {a.frs_weight_noise_layers} layer(s)'}; update clip "
+            f"{a.frs_update_clip:g}, noise {a.frs_update_noise:g}"
+        )
+        # Trainer's own logger: the line appears wherever "***** Running training *****" does.
+        trainer_logger.info(f"FRS training: {settings}.")
+        return super().train(*args, **kwargs)
+
     def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch=None) -> torch.Tensor:
         """Forward and backward under a fresh weight-noise draw; the exact weights are back before
         the optimizer sees the gradients."""

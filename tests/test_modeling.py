@@ -79,6 +79,11 @@ def test_area_spans_and_area_radius(smoothed):
         smoothed.certify(text, areas=[[(3, 9)]])
     with pytest.raises(ValueError, match="2 areas for 1 texts"):
         smoothed.certify([text], areas=[None, None])
+    with pytest.raises(ValueError, match=r"areas\[0\] must be a list of \(start, end\)"):
+        smoothed.certify(text, areas=[(3, 4)])  # one span where one list of spans per text is expected
+    # No flagged area, no area_radius -- also when both rates are equal.
+    same = smoothed.certify(text, omega_low=0.9, omega_high=0.9)
+    assert same.area_radius is None and same.area_spans == []
 
 
 def test_save_load_roundtrip(smoothed, tmp_path):

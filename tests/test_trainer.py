@@ -94,9 +94,22 @@ def test_all_smoothing_off_trains_exactly_like_trainer(tokenizer, data, tmp_path
     assert not torch.equal(weights(smoothed.model)["classifier.weight"], weights(plain.model)["classifier.weight"])
 
 
-def test_plain_training_arguments_are_upgraded(tokenizer, data, tmp_path):
-    args = arguments(tmp_path, TrainingArguments, learning_rate=1e-3, gradient_accumulation_steps=2)
-    trainer = make_trainer(tokenizer, data, args)
+def test_plain_training_arguments_are_upgraded(tokenizer, data, tmp_path, caplog):
+    args = arguments(tmp_path, TrainingArguments, learning_rate=1e-3, gradient_accumulation_steps=2, max_steps=1)
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_info()
+    hf_logging.enable_propagation()  # transformers' loggers do not propagate to pytest's handler by default
+    try:
+        with caplog.at_level("INFO"):
+            trainer = make_trainer(tokenizer, data, args)
+            assert "FRSTrainer got plain TrainingArguments" in caplog.text  # the upgrade is said, not silent
+            trainer.train()
+    finally:
+        hf_logging.disable_propagation()
+        hf_logging.set_verbosity(verbosity)
+    assert "FRS training: randomized text: True (deletion 0.2" in caplog.text
     assert isinstance(trainer.args, FRSTrainingArguments)
     assert trainer.args.learning_rate == 1e-3 and trainer.args.gradient_accumulation_steps == 2
     assert trainer.args.frs_randomize and trainer.frs_config == FRSConfig()
