@@ -37,6 +37,7 @@ from common import print_header, setup
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
+from frs_hf.attacks import get_attack, poison_dataset, triggered_test_set
 from frs_hf.data import load_packaged_dataset
 from frs_hf.evaluation.training import fine_tune
 from frs_hf.packaged import minilm_path
@@ -57,6 +58,8 @@ def train(args: argparse.Namespace, data, seed: int, frs: dict | None) -> Path:
         "learning_rate": args.plain_learning_rate if frs is None else args.learning_rate,
         "frs": frs,
     }
+    if args.attack:  # only when set, so that models trained on clean data keep their cache names
+        settings.update(attack=args.attack, poison_rate=args.poison_rate, target_label=args.target_label)
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     path = CACHE / f"{'plain' if frs is None else 'frs'}-{digest}"
     if (path / "info.json").is_file() and not args.retrain:
@@ -100,6 +103,23 @@ def certify(path: Path, model, tokenizer, config: FRSConfig, texts: list[str]) -
     return rows, seconds
 
 
+def backdoor(args, path, model, tokenizer, config, triggered_texts, plain_triggered) -> dict:
+    """Attack success rates on the triggered texts: the undefended model's, the smoothed classifier's (an
+    abstention is not a success) and with abstentions answered by each plain classifier."""
+    rows, _ = certify(path, model, tokenizer, config, triggered_texts)
+    smoothed = np.array([-1 if r["label"] is None else r["label"] for r in rows])
+    frs_triggered = predict(model, tokenizer, triggered_texts, args.max_length)
+    target = args.target_label
+    return {
+        "asr_undefended": float(np.mean(plain_triggered == target)),
+        "asr_smoothed": float(np.mean(smoothed == target)),
+        "asr_fallback_self": float(np.mean(np.where(smoothed >= 0, smoothed, frs_triggered) == target)),
+        "asr_fallback_plain": float(np.mean(np.where(smoothed >= 0, smoothed, plain_triggered) == target)),
+        "triggered_abstain": float(np.mean(smoothed < 0)),
+        "triggered": rows,
+    }
+
+
 def certified_accuracy(rows: list[dict], labels: np.ndarray, radius: int) -> float:
     """Share of texts certified with the right label at ``radius`` or more (abstentions count as wrong)."""
     return float(
@@ -134,6 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plain-epochs", type=float, default=1.0, help="Trainer (undefended reference) epochs.")
     p.add_argument("--plain-learning-rate", type=float, default=5e-5, help="Trainer learning rate.")
     p.add_argument("--train-size", type=int, default=None, help="Seeded subset of the train split (default: all).")
+    p.add_argument(
+        "--attack",
+        default=None,
+        help="Poison both models' training data with this attack (badnet, addsent) and report the attack success "
+        "rate on triggered test texts (default: clean training data).",
+    )
+    p.add_argument("--poison-rate", type=float, default=0.1)
+    p.add_argument("--target-label", type=int, default=1)
     p.add_argument("--max-length", type=int, default=64, help="Token budget in training and certification.")
     p.add_argument("--num-test", type=int, default=200, help="Test texts certified per model (seeded subset).")
     p.add_argument("--n", type=int, default=1000)
@@ -145,13 +173,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--output", default=None, help="Results file (default bench/results/operating_point-<dataset>.json)."
     )
+    p.add_argument(
+        "--from-results",
+        nargs="+",
+        default=None,
+        help="Results files of earlier runs: print their table together and plot it (no training or certifying).",
+    )
     args = p.parse_args(argv)
     setup(args.threads)
     command, machine = print_header()
+    if args.from_results:
+        runs = [json.loads(Path(f).read_text()) for f in args.from_results]
+        records = [r for run in runs for r in run["records"]]
+        print_table(records, args.radii)
+        print_backdoor_table(records)
+        for run, f in zip(runs, args.from_results, strict=True):
+            print(f"{f}: {run['command']} | {run['machine']} | commit {run['commit']}")
+        if args.output:
+            plot(records, args, Path(args.output))
+        return 0
 
     data = load_packaged_dataset(args.dataset)
     if args.train_size is not None:
         data["train"] = data["train"].shuffle(seed=0).select(range(min(args.train_size, len(data["train"]))))
+    triggered_texts = []
+    if args.attack:
+        attack = get_attack(args.attack, poison_rate=args.poison_rate, target_label=args.target_label, seed=0)
+        data["train"] = poison_dataset(data["train"], attack)
+        triggered = triggered_test_set(data["test"], attack)
+        chosen = np.random.default_rng(1).choice(len(triggered), min(args.num_test, len(triggered)), replace=False)
+        triggered_texts = list(triggered.select(np.sort(chosen))["text"])
     test_texts, test_labels = list(data["test"]["text"]), np.asarray(data["test"]["label"])
     picked = np.sort(
         np.random.default_rng(0).choice(len(test_texts), min(args.num_test, len(test_texts)), replace=False)
@@ -162,50 +213,53 @@ def main(argv: list[str] | None = None) -> int:
     records = []
     for seed in args.seeds:
         plain = AutoModelForSequenceClassification.from_pretrained(train(args, data, seed, None)).eval()
-        plain_ca = float((predict(plain, tokenizer, test_texts, args.max_length) == test_labels).mean())
+        plain_pred = predict(plain, tokenizer, test_texts, args.max_length)
+        plain_triggered = predict(plain, tokenizer, triggered_texts, args.max_length) if triggered_texts else None
+        plain_ca = float((plain_pred == test_labels).mean())
         for omega in args.omegas:
             frs = {"frs_omega_low": omega, "frs_omega_high": omega, "frs_clean_fraction": args.clean_fraction}
             if args.copies > 1:  # only when set, so that models trained without them keep their cache names
                 frs.update(frs_copies=args.copies, frs_consistency=args.consistency)
             model_path = train(args, data, seed, frs)
             model = AutoModelForSequenceClassification.from_pretrained(model_path).eval()
-            frs_plain_ca = float((predict(model, tokenizer, test_texts, args.max_length) == test_labels).mean())
+            frs_pred = predict(model, tokenizer, test_texts, args.max_length)
+            frs_plain_ca = float((frs_pred == test_labels).mean())
             config = FRSConfig(
                 omega_low=omega, omega_high=omega, n=args.n, n0=args.n0, alpha=args.alpha, max_length=args.max_length
             )
             rows, seconds = certify(model_path, model, tokenizer, config.replace(seed=seed), texts)
+            smoothed = np.array([-1 if r["label"] is None else r["label"] for r in rows])
             record = {
+                "candidate": candidate(args, omega),
                 "seed": seed,
                 "omega": omega,
                 "plain_ca": plain_ca,
                 "frs_plain_ca": frs_plain_ca,
                 "smoothed_ca": certified_accuracy(rows, labels, 0),
+                # An abstention answered by a plain classifier instead (no certificate for that answer).
+                "fallback_self_ca": float(np.mean(np.where(smoothed >= 0, smoothed, frs_pred[picked]) == labels)),
+                "fallback_plain_ca": float(np.mean(np.where(smoothed >= 0, smoothed, plain_pred[picked]) == labels)),
                 "abstain": float(np.mean([r["label"] is None for r in rows])),
                 "certified": {str(r): certified_accuracy(rows, labels, r) for r in args.radii},
                 "certify_s": seconds,
                 "texts": rows,
             }
+            if triggered_texts:
+                seeded = config.replace(seed=seed)
+                record.update(backdoor(args, model_path, model, tokenizer, seeded, triggered_texts, plain_triggered))
+                record["asr_floor"] = float(np.mean(smoothed[labels != args.target_label] == args.target_label))
             records.append(record)
             print(
-                f"seed {seed} omega {omega}: plain CA {plain_ca:.3f} | FRS-trained plain CA {frs_plain_ca:.3f} | "
+                f"{record['candidate']} seed {seed}: plain CA {plain_ca:.3f} | FRS-trained plain {frs_plain_ca:.3f} | "
                 f"smoothed CA {record['smoothed_ca']:.3f} | abstain {record['abstain']:.3f} | "
+                f"fallback CA {record['fallback_self_ca']:.3f} / {record['fallback_plain_ca']:.3f} | "
                 + " | ".join(f"r>={r} {v:.3f}" for r, v in record["certified"].items())
                 + f" | {seconds:.0f} s",
                 flush=True,
             )
 
-    header = ["omega", "seed", "plain CA (undefended)", "plain CA (FRS-trained)", "smoothed CA", "abstain"]
-    header += [f"cert. acc. r≥{r}" for r in args.radii]
-    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    for omega in args.omegas:
-        mine = [r for r in records if r["omega"] == omega]
-        for r in [*mine, "mean"]:
-            group = mine if r == "mean" else [r]
-            values = [np.mean([g[k] for g in group]) for k in ("plain_ca", "frs_plain_ca", "smoothed_ca", "abstain")]
-            values += [np.mean([g["certified"][str(k)] for g in group]) for k in args.radii]
-            seed = "mean" if r == "mean" else r["seed"]
-            print(f"| {omega} | {seed} | " + " | ".join(f"{100 * v:.1f}" for v in values) + " |")
-
+    print_table(records, args.radii)
+    print_backdoor_table(records)
     output = Path(args.output or RESULTS / f"operating_point-{args.dataset}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in vars(args).items() if k not in ("output", "retrain", "threads")}
@@ -216,8 +270,66 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def candidate(args: argparse.Namespace, omega: float) -> str:
+    """The name of a training-and-smoothing recipe: its rate and the training options that differ from the default."""
+    name = f"ω={omega:g}, {args.epochs:g} ep" + (f", {args.attack} {args.poison_rate:g}" if args.attack else "")
+    if args.clean_fraction:
+        name += f", whole {args.clean_fraction:g}"
+    if args.copies > 1:
+        name += f", {args.copies} copies, consistency {args.consistency:g}"
+    return name
+
+
+COLUMNS = {
+    "plain_ca": "plain CA (undefended)",
+    "frs_plain_ca": "plain CA (FRS-trained)",
+    "smoothed_ca": "smoothed CA",
+    "abstain": "abstain",
+    "fallback_self_ca": "CA, abstain → FRS-trained plain",
+    "fallback_plain_ca": "CA, abstain → undefended",
+}
+
+
+def print_table(records: list[dict], radii: list[int]) -> None:
+    """Per seed and mean over seeds, one block of rows per candidate (percent)."""
+    header = ["candidate", "seed", *COLUMNS.values(), *(f"cert. acc. r≥{r}" for r in radii)]
+    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for name in dict.fromkeys(r["candidate"] for r in records):
+        mine = [r for r in records if r["candidate"] == name]
+        for row in [*mine, None] if len(mine) > 1 else mine:
+            group = mine if row is None else [row]
+            values = [np.mean([g[k] for g in group]) for k in COLUMNS]
+            values += [np.mean([g["certified"][str(k)] for g in group]) for k in radii]
+            seed = "mean" if row is None else row["seed"]
+            print(f"| {name} | {seed} | " + " | ".join(f"{100 * v:.1f}" for v in values) + " |")
+
+
+BACKDOOR = {
+    "asr_undefended": "ASR undefended",
+    "asr_smoothed": "ASR smoothed",
+    "asr_floor": "ASR floor (smoothed)",
+    "triggered_abstain": "abstain (triggered)",
+    "asr_fallback_self": "ASR, abstain → FRS-trained plain",
+    "asr_fallback_plain": "ASR, abstain → undefended",
+}
+
+
+def print_backdoor_table(records: list[dict]) -> None:
+    records = [r for r in records if "asr_smoothed" in r]
+    if not records:
+        return
+    print("\n| candidate | seed | " + " | ".join(BACKDOOR.values()) + " |\n|" + "---|" * (len(BACKDOOR) + 2))
+    for name in dict.fromkeys(r["candidate"] for r in records):
+        mine = [r for r in records if r["candidate"] == name]
+        for row in [*mine, None] if len(mine) > 1 else mine:
+            group = mine if row is None else [row]
+            values = [np.mean([g[k] for g in group]) for k in BACKDOOR]
+            seed = "mean" if row is None else row["seed"]
+            print(f"| {name} | {seed} | " + " | ".join(f"{100 * v:.1f}" for v in values) + " |")
+
+
 def plot(records: list[dict], args: argparse.Namespace, path: Path) -> None:
-    """Certified accuracy against radius, one curve per candidate rate (mean over seeds)."""
+    """Certified accuracy against radius, one curve per candidate (mean over seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -225,15 +337,15 @@ def plot(records: list[dict], args: argparse.Namespace, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     radii = [0, *args.radii]
-    for omega in args.omegas:
-        mine = [r for r in records if r["omega"] == omega]
+    for name in dict.fromkeys(r["candidate"] for r in records):
+        mine = [r for r in records if r["candidate"] == name]
         curve = [np.mean([m["smoothed_ca"] if k == 0 else m["certified"][str(k)] for m in mine]) for k in radii]
-        ax.plot(radii, [100 * c for c in curve], marker="o", label=f"ω = {omega}")
+        ax.plot(radii, [100 * c for c in curve], marker="o", label=name)
     plain = np.mean([r["plain_ca"] for r in records])
     ax.axhline(100 * plain, color="grey", linestyle="--", label="plain model (no certificate)")
     ax.set_xlabel("radius r (words inserted, deleted or substituted anywhere)")
     ax.set_ylabel("certified accuracy (%)")
-    ax.set_title(f"{args.dataset}: certified accuracy against radius")
+    ax.set_title(f"{args.dataset}: certified accuracy against radius (mean over seeds)")
     ax.set_ylim(0, 100)
     ax.legend()
     fig.tight_layout()

@@ -350,6 +350,8 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         num_copies: int,
     ) -> list[_Votes]:
         """Randomize every text and classify all copies; returns each copy's predicted class."""
+        if not texts:
+            raise ValueError("Got an empty list of texts: there is nothing to classify.")
         if areas is not None:
             if len(areas) != len(texts):
                 raise ValueError(f"Got {len(areas)} areas for {len(texts)} texts.")

@@ -104,7 +104,9 @@ class FRSPipeline(Pipeline):
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         if isinstance(inputs, (str, list)):
-            check_texts(inputs)  # fail before any certification, naming the bad position (or an empty list)
+            check_texts(inputs)  # fail before any certification, naming the bad position
+            if not inputs:
+                raise ValueError("Got an empty list of texts: there is nothing to classify.")
         return super().__call__(inputs, **kwargs)
 
     def _sanitize_parameters(self, top_k: int | None | str = "", **frs_params: Any):

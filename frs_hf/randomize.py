@@ -59,8 +59,6 @@ def check_texts(texts: str | Iterable[str], *, name: str = "Text") -> list[str]:
     elif isinstance(texts, (bytes, dict)) or not isinstance(texts, Iterable):
         raise TypeError(f"Expected a string or a list of strings, got {type(texts).__name__}.")
     texts = list(texts)
-    if not texts:
-        raise ValueError("Got an empty list of texts: there is nothing to classify.")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"{name} {i} is a {type(text).__name__}, not a string.")

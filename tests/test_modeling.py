@@ -171,6 +171,17 @@ def test_weight_noise_matches_the_in_place_draw(smoothed):
     assert torch.equal(viewed, in_place)
 
 
+def test_a_config_that_can_never_certify_an_edit_warns_once(smoothed, caplog):
+    with caplog.at_level("WARNING"):
+        smoothed.certify(SHORT[0], omega_low=0.45, n0=5, n=20)
+        smoothed.certify(SHORT[1], omega_low=0.45, n0=5, n=20)
+    assert caplog.text.count("omega_low=0.45 can never certify radius >= 1") == 1
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        smoothed.certify(SHORT[0], omega_low=0.6, n0=5, n=20)
+    assert "can never certify" not in caplog.text
+
+
 # Fresh randomness, threads and interrupts -------------------------------------------------------------
 
 
@@ -257,6 +268,7 @@ def test_interrupt_at_any_instant_leaves_the_model_bit_exact(tiny_sentiment_mode
         (["fine", ""], ValueError, "Text 1 is empty"),
         (42, TypeError, "string"),
         (["fine", None], TypeError, "Text 1 is a NoneType"),
+        ([], ValueError, "empty list"),
     ],
 )
 def test_bad_texts(smoothed, texts, error, match):
