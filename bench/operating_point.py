@@ -1,24 +1,31 @@
-"""The operating point behind FRS's defaults: smoothed vs plain clean accuracy, and certified accuracy by radius.
+"""The operating point: smoothed vs plain clean accuracy, certified accuracy by radius, and the backdoor.
 
 For each training seed, fine-tunes the packaged MiniLM on a packaged dataset's whole training split
 with the plain ``Trainer`` (the undefended reference) and, for each candidate deletion rate ``omega``,
-with ``FRSTrainer`` on deletion copies at that rate. Each FRS-trained model is then certified on the
+with ``FRSTrainer`` on deletion copies at that rate (``--clean-fraction``, ``--copies`` and
+``--consistency`` set the other training knobs). Each FRS-trained model is then certified on the
 same test texts with uniform deletion at its own rate (``n0 + n`` copies, ``alpha``; abstentions
 count as wrong), and the script prints per seed and as the mean over seeds:
 
-- plain CA of the undefended model and of the FRS-trained model (whole test split);
+- plain CA of the undefended and of the FRS-trained model (whole test split; the undefended model's
+  also on the certified texts alone);
 - smoothed CA (certified at radius 0) and the abstention rate;
-- certified accuracy for edits anywhere (``radius``) at each radius in ``--radii``.
+- CA when each abstention is answered by a plain classifier (the FRS-trained model itself, or the
+  undefended one): measured, not certified -- those answers carry no certificate;
+- certified accuracy for edits anywhere (``radius``) at each radius in ``--radii``;
+- with ``--attack``: both models trained on poisoned data, and the attack success rate on triggered
+  test texts for the undefended model, the smoothed classifier (with its ASR floor: the same rate on
+  clean non-target texts) and with abstentions answered by each plain classifier.
 
-Every certificate's vote counts are kept in the results file, so other alphas or radii can be read
-off without certifying again. Models are cached under ``cache/operating_point/``.
+Models and certificates are cached under ``cache/operating_point/``: rerunning a command only
+computes what is new. ``--from-results`` prints one table from several results files.
 
-    python bench/operating_point.py --omegas 0.8 --seeds 0 --num-test 200 --threads 1
-    python bench/operating_point.py --omegas 0.7 0.8 0.9 --seeds 0 1 2          # the table behind the defaults
-    python bench/operating_point.py --dataset imdb --radii 1 3 5 10 --max-length 256
+    python bench/operating_point.py --omegas 0.7 0.8 --seeds 0 1 2 --threads 1
+    python bench/operating_point.py --omegas 0.7 --clean-fraction 0.5 --attack badnet --threads 1
+    python bench/operating_point.py --from-results bench/results/operating_point-*.json --output plot.png
 
-Writes ``bench/results/operating_point-<dataset>.json`` (command, machine, commit and every row) and
-a plot of certified accuracy against radius per candidate (``.png`` beside it).
+Writes ``bench/results/operating_point-<dataset>.json`` (or ``--output``: command, machine, commit and
+every record with its vote counts) and a plot of certified accuracy against radius (``.png`` beside it).
 """
 
 from __future__ import annotations
@@ -161,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         "rate on triggered test texts (default: clean training data).",
     )
     p.add_argument("--poison-rate", type=float, default=0.1)
+    p.add_argument(
+        "--fuzzing",
+        action="store_true",
+        help="Certify with FRS proper: the fuzzed area deleted at --omega-high, omega outside it (training unchanged).",
+    )
+    p.add_argument("--omega-high", type=float, default=0.95, help="Deletion rate inside the fuzzed area.")
     p.add_argument("--target-label", type=int, default=1)
     p.add_argument("--max-length", type=int, default=64, help="Token budget in training and certification.")
     p.add_argument("--num-test", type=int, default=200, help="Test texts certified per model (seeded subset).")
@@ -225,7 +238,13 @@ def main(argv: list[str] | None = None) -> int:
             frs_pred = predict(model, tokenizer, test_texts, args.max_length)
             frs_plain_ca = float((frs_pred == test_labels).mean())
             config = FRSConfig(
-                omega_low=omega, omega_high=omega, n=args.n, n0=args.n0, alpha=args.alpha, max_length=args.max_length
+                omega_low=omega,
+                omega_high=args.omega_high if args.fuzzing else omega,
+                fuzzing=args.fuzzing,
+                n=args.n,
+                n0=args.n0,
+                alpha=args.alpha,
+                max_length=args.max_length,
             )
             rows, seconds = certify(model_path, model, tokenizer, config.replace(seed=seed), texts)
             smoothed = np.array([-1 if r["label"] is None else r["label"] for r in rows])
@@ -235,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                 "omega": omega,
                 "plain_ca": plain_ca,
                 "frs_plain_ca": frs_plain_ca,
+                "plain_ca_certified_texts": float(np.mean(plain_pred[picked] == labels)),
                 "smoothed_ca": certified_accuracy(rows, labels, 0),
                 # An abstention answered by a plain classifier instead (no certificate for that answer).
                 "fallback_self_ca": float(np.mean(np.where(smoothed >= 0, smoothed, frs_pred[picked]) == labels)),
@@ -277,12 +297,15 @@ def candidate(args: argparse.Namespace, omega: float) -> str:
         name += f", whole {args.clean_fraction:g}"
     if args.copies > 1:
         name += f", {args.copies} copies, consistency {args.consistency:g}"
+    if args.fuzzing:
+        name += f", fuzzing (area at {args.omega_high:g})"
     return name
 
 
 COLUMNS = {
     "plain_ca": "plain CA (undefended)",
     "frs_plain_ca": "plain CA (FRS-trained)",
+    "plain_ca_certified_texts": "plain CA (undefended), certified texts",
     "smoothed_ca": "smoothed CA",
     "abstain": "abstain",
     "fallback_self_ca": "CA, abstain → FRS-trained plain",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from frs_hf import FRSConfig
 from frs_hf.cli import main
 
@@ -173,20 +175,19 @@ def test_evaluate_rejects_unknown_defenses(capsys):
     assert "Unknown defense(s) magic" in capsys.readouterr().err
 
 
-def test_evaluate_strip_needs_held_out_training_texts(capsys, tmp_path):
+@pytest.mark.parametrize(
+    ("rows", "defense", "message"),
+    [
+        ("a fine film,1\na dull film,0\n", "strip", "STRIP calibrates on held-out clean texts"),
+        ("a fine film,1\na dull film,0\na strange film,3\n", "none", "Label(s) [3] of"),  # not a class of the model
+    ],
+)
+def test_evaluate_refuses_what_it_cannot_measure(capsys, tmp_path, rows, defense, message):
     data = tmp_path / "reviews.csv"
-    data.write_text("text,label\na fine film,1\na dull film,0\n")
-    args = ["evaluate", "--model", "packaged:minilm", "--dataset", str(data), "--split", "train", "--defenses", "strip"]
+    data.write_text("text,label\n" + rows)
+    args = ["evaluate", "--model", "packaged:minilm", "--dataset", str(data), "--split", "train", "--defenses", defense]
     assert main(args) == 2
-    assert "STRIP calibrates on held-out clean texts" in capsys.readouterr().err
-
-
-def test_evaluate_rejects_labels_outside_the_models_classes(capsys, tmp_path):
-    data = tmp_path / "reviews.csv"
-    data.write_text("text,label\na fine film,1\na dull film,0\na strange film,3\n")
-    args = ["evaluate", "--model", "packaged:minilm", "--dataset", str(data), "--split", "train", "--defenses", "none"]
-    assert main(args) == 2
-    assert "Label(s) [3] of" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_usage_errors_and_bad_files_exit_2_with_one_line(capsys, tmp_path):

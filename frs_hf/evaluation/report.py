@@ -347,23 +347,15 @@ def evaluate_defenses(
         for seed in seeds:
             defense = build(seed)
             start = time.perf_counter()
-            journals = {
-                part: None if partial is None else os.path.join(partial, f"{name}-seed{seed}-{part}.jsonl")
-                for part in ("clean", "triggered")
-            }
-            clean = run_defense(
-                defense,
-                clean_texts,
-                texts_per_call=texts_per_call,
-                desc=f"{name} (seed {seed}) clean",
-                journal=journals["clean"],
-            )
-            triggered = run_defense(
-                defense,
-                triggered_texts,
-                texts_per_call=texts_per_call,
-                desc=f"{name} (seed {seed}) triggered",
-                journal=journals["triggered"],
+            clean, triggered = (
+                run_defense(
+                    defense,
+                    texts,
+                    texts_per_call=texts_per_call,
+                    desc=f"{name} (seed {seed}) {part}",
+                    journal=None if partial is None else os.path.join(partial, f"{name}-seed{seed}-{part}.jsonl"),
+                )
+                for part, texts in (("clean", clean_texts), ("triggered", triggered_texts))
             )
             seconds = time.perf_counter() - start
             summary = _summarize(clean, clean_labels, triggered, triggered_labels, target_label, max_radius)
