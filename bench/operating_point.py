@@ -358,7 +358,7 @@ def plot(records: list[dict], args: argparse.Namespace, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
     radii = [0, *args.radii]
     for name in dict.fromkeys(r["candidate"] for r in records):
         mine = [r for r in records if r["candidate"] == name]
@@ -368,9 +368,10 @@ def plot(records: list[dict], args: argparse.Namespace, path: Path) -> None:
     ax.axhline(100 * plain, color="grey", linestyle="--", label="plain model (no certificate)")
     ax.set_xlabel("radius r (words inserted, deleted or substituted anywhere)")
     ax.set_ylabel("certified accuracy (%)")
-    ax.set_title(f"{args.dataset}: certified accuracy against radius (mean over seeds)")
+    ax.set_title(f"{args.dataset}: certified accuracy against radius (mean over seeds)", fontsize=10)
+    ax.set_xticks(radii)
     ax.set_ylim(0, 100)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
