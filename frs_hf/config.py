@@ -197,12 +197,13 @@ class FRSConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first setting of the wrong type or out of range."""
+        """Raise ``ValueError`` naming the first setting of the wrong type or out of range (types first, from the
+        annotations, so that the range checks below compare numbers)."""
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), f.type)
         for name in ("omega_low", "omega_high"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            if not 0.0 <= value < 1.0:
                 raise ValueError(f"FRSConfig.{name} must be a deletion probability in [0, 1), got {value!r}.")
         if self.omega_low > self.omega_high:
             raise ValueError(
@@ -217,11 +218,7 @@ class FRSConfig:
             )
         if not 0.0 < self.fuzzing_max_area <= 1.0:
             raise ValueError(f"FRSConfig.fuzzing_max_area must be in (0, 1], got {self.fuzzing_max_area!r}.")
-        if self.fuzzing_max_area_words is not None and (
-            not isinstance(self.fuzzing_max_area_words, int)
-            or isinstance(self.fuzzing_max_area_words, bool)
-            or self.fuzzing_max_area_words < 1
-        ):
+        if self.fuzzing_max_area_words is not None and self.fuzzing_max_area_words < 1:
             raise ValueError(
                 "FRSConfig.fuzzing_max_area_words must be a positive integer or None, "
                 f"got {self.fuzzing_max_area_words!r}."
@@ -235,10 +232,8 @@ class FRSConfig:
                 raise ValueError(f"FRSConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
         for name in ("n0", "n", "batch_size", "weight_noise_draws", "fuzzing_budget", "fuzzing_batch"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if value < 1:
                 raise ValueError(f"FRSConfig.{name} must be a positive integer, got {value!r}.")
-        if not isinstance(self.fuzzing_margin, int) or isinstance(self.fuzzing_margin, bool):
-            raise ValueError(f"FRSConfig.fuzzing_margin must be an integer, got {self.fuzzing_margin!r}.")
         if self.n0 > self.n:
             raise ValueError(f"FRSConfig.n0 ({self.n0}) must not exceed n ({self.n}).")
         if self.weight_noise_draws > self.n:
@@ -246,11 +241,11 @@ class FRSConfig:
                 f"FRSConfig.weight_noise_draws ({self.weight_noise_draws}) must not exceed n ({self.n}): "
                 "every weight draw needs randomized copies."
             )
-        if not isinstance(self.weight_noise_layers, int) or self.weight_noise_layers < 0:
+        if self.weight_noise_layers < 0:
             raise ValueError(f"FRSConfig.weight_noise_layers must be >= 0, got {self.weight_noise_layers!r}.")
         if not self.weight_noise_sigma >= 0.0:
             raise ValueError(f"FRSConfig.weight_noise_sigma must be >= 0, got {self.weight_noise_sigma!r}.")
-        if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 3):
+        if self.max_length is not None and self.max_length < 3:
             raise ValueError(f"FRSConfig.max_length must be an integer >= 3 or None, got {self.max_length!r}.")
         if self.weight_noise_modules is not None and not self.weight_noise_modules:
             raise ValueError("FRSConfig.weight_noise_modules must name at least one module, or be None.")
