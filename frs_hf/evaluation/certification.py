@@ -23,8 +23,9 @@ from ..modeling import FRSResult, SmoothedModelForSequenceClassification
 from ..randomize import check_texts
 from ..utils import fresh_seed, write_atomic
 from .metrics import summarize_certification
+from .resume import claim_output_dir
 
-TSV_NAME, RESULTS_NAME, SUMMARY_NAME, RUN_NAME = "certify.tsv", "results.jsonl", "summary.json", "run.json"
+TSV_NAME, RESULTS_NAME, SUMMARY_NAME = "certify.tsv", "results.jsonl", "summary.json"
 
 
 @dataclass
@@ -127,7 +128,12 @@ def certify_dataset(
         "predict_only": predict_only,
     }
     if output_dir is not None and state.is_main_process:
-        seed[0] = _start_or_resume(output_dir, run, seed[0], overwrite)
+        outputs = (TSV_NAME, RESULTS_NAME, SUMMARY_NAME)
+        what = "the results of a different certification run"
+        # A resumed run keeps the seed it started with (drawn fresh when none was asked for).
+        seed[0] = claim_output_dir(
+            output_dir, run, outputs=outputs, overwrite=overwrite, what=what, extra={"seed": seed[0]}
+        )["seed"]
     if state.num_processes > 1:
         broadcast_object_list(seed)
     done = {} if output_dir is None else _finished(output_dir)
@@ -198,32 +204,6 @@ def _model_fingerprint(smoothed: SmoothedModelForSequenceClassification) -> dict
 def _data_fingerprint(texts: list[str], labels: list[int], name: str | None, split: str | None) -> dict[str, Any]:
     digest = hashlib.sha1(json.dumps([texts, labels]).encode())
     return {"dataset": name, "split": split, "num_examples": len(texts), "sha1": digest.hexdigest()}
-
-
-def _start_or_resume(output_dir: str | os.PathLike, run: dict[str, Any], seed: int, overwrite: bool) -> int:
-    """Check ``output_dir`` holds this run (or nothing) and return the run's seed (a resumed run keeps
-    the seed it started with when none was asked for)."""
-    path = os.path.join(output_dir, RUN_NAME)
-    os.makedirs(output_dir, exist_ok=True)
-    previous = None
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            previous = json.load(f)
-    elif any(os.path.exists(os.path.join(output_dir, n)) for n in (TSV_NAME, RESULTS_NAME, SUMMARY_NAME)):
-        previous = {}  # results of a run that did not record itself: not this one
-    if previous is not None:
-        if {k: v for k, v in previous.items() if k != "seed"} == run:  # the same request: resume, same seed
-            return previous["seed"]
-        if not overwrite:
-            raise ValueError(
-                f"{output_dir} holds the results of a different certification run (other model, data or settings; "
-                "see its run.json). Choose another output folder, or pass overwrite=True (--overwrite) to replace them."
-            )
-        for name in os.listdir(output_dir):
-            if name.startswith("partial-") or name in (TSV_NAME, RESULTS_NAME, SUMMARY_NAME, RUN_NAME):
-                os.remove(os.path.join(output_dir, name))
-    write_atomic(path, json.dumps({**run, "seed": seed}, indent=2) + "\n")
-    return seed
 
 
 def _finished(output_dir: str | os.PathLike) -> dict[int, tuple[FRSResult, float]]:

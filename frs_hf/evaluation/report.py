@@ -31,6 +31,7 @@ from .metrics import (
     summarize_attack,
     summarize_certification,
 )
+from .resume import claim_output_dir
 
 # The proportions every run reports, in table order.
 _COLUMNS = (
@@ -341,7 +342,9 @@ def evaluate_defenses(
             "target_label": target_label,
             "texts_per_call": texts_per_call,
         }
-        partial = _start_or_resume(output_dir, run, overwrite)
+        claim_output_dir(output_dir, run, outputs=("report.json",), overwrite=overwrite, what="another evaluation")
+        partial = os.path.join(output_dir, "partial")
+        os.makedirs(partial, exist_ok=True)
     runs = []
     for name, build in defenses.items():
         for seed in seeds:
@@ -362,29 +365,6 @@ def evaluate_defenses(
             summary["seconds_per_example"] = seconds / (len(clean_texts) + len(triggered_texts))
             runs.append(DefenseRun(name, seed, clean, triggered, summary, seconds))
     return BackdoorReport(runs, target_label, max_radius, metadata or {})
-
-
-def _start_or_resume(output_dir: str | os.PathLike, run: dict[str, Any], overwrite: bool) -> str:
-    """The folder of saved chunks for ``run``: kept when ``output_dir`` holds this evaluation, refused (or,
-    with ``overwrite``, emptied) when it holds another one."""
-    os.makedirs(output_dir, exist_ok=True)
-    path, partial = os.path.join(output_dir, "run.json"), os.path.join(output_dir, "partial")
-    previous = None
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            previous = json.load(f)
-    elif os.path.exists(os.path.join(output_dir, "report.json")):
-        previous = {}  # a report that did not record what produced it: not this evaluation
-    if previous is not None and previous != json.loads(json.dumps(run)):
-        if not overwrite:
-            raise ValueError(
-                f"{output_dir} holds another evaluation (other model, data, defenses, seeds or settings; see its "
-                "run.json). Choose another output folder, or pass overwrite=True (--overwrite) to replace it."
-            )
-        shutil.rmtree(partial, ignore_errors=True)
-    os.makedirs(partial, exist_ok=True)
-    write_atomic(path, json.dumps(run, indent=2) + "\n")
-    return partial
 
 
 def clear_partial(output_dir: str | os.PathLike) -> None:
