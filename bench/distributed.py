@@ -5,10 +5,12 @@ and P = 2 in alternating rounds; the cores are shared fairly (``OMP_NUM_THREADS`
 both runs use every core). Each worker certifies the same Rotten Tomatoes test sentences with the
 packaged MiniLM; the time is taken between two barriers around ``certify_dataset`` (model loading
 excluded). Goal: 2 processes >= 1.6x the throughput of 1. The script also checks that both runs
-produced identical results.
+produced identical results. ``--sequential`` certifies with sequential looks (``FRSConfig(sequential=True)``)
+instead of a fixed ``n``: the throughput table of docs/benchmarks.md runs both.
 
     python bench/distributed.py
     python bench/distributed.py --num-examples 64 --n 500 --rounds 2
+    python bench/distributed.py --model MODEL --n 1000 --n0 100 --sequential --output bench/results/x.json
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def worker(args: argparse.Namespace) -> None:
 
     setup()
     state = PartialState(cpu=not torch.cuda.is_available())
-    config = FRSConfig(omega_low=0.7, n0=args.n0, n=args.n, max_length=64)
+    config = FRSConfig(
+        omega_low=args.omega_low, n0=args.n0, n=args.n, max_length=64, seed=0, sequential=args.sequential
+    )
     model = args.model or minilm_path()
     smoothed = SmoothedModelForSequenceClassification.from_pretrained(
         model, config, **({} if args.model else {"num_labels": 2})
@@ -68,6 +72,8 @@ def launch(processes: int, threads: int, args: argparse.Namespace, out: str) -> 
         "n0": args.n0,
         "texts_per_call": args.texts_per_call,
         "model": args.model,
+        "omega_low": args.omega_low,
+        "sequential": args.sequential,
     }
     command = [
         sys.executable,
@@ -91,13 +97,16 @@ def main() -> int:
     p.add_argument("--texts-per-call", type=int, default=8)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--model", default=None, help="A fine-tuned classifier (default: packaged MiniLM, untrained head).")
+    p.add_argument("--omega-low", type=float, default=0.7)
+    p.add_argument("--sequential", action="store_true", help="Sequential looks instead of a fixed n.")
+    p.add_argument("--output", default=None, help="Also save the figures as JSON here.")
     if sys.argv[1:2] == ["worker"]:
         worker(argparse.Namespace(**json.loads(sys.argv[2])))
         return 0
     args = p.parse_args()
     from common import print_header  # imports torch, which the launcher itself does not need
 
-    print_header()
+    command, machine = print_header()
     cores = os.cpu_count() or 1
     # (processes, threads each): one core per process is the CPU stand-in for one GPU per process;
     # one process on every core is shown too.
@@ -127,6 +136,24 @@ def main() -> int:
     same = [a == b for a, b in zip(counts[setups[0]], counts[setups[1]], strict=True)]
     print(f"examples with identical vote counts, 1 vs 2 processes (1 thread each): {sum(same)}/{len(same)}")
     print(f"load avg at end: {os.getloadavg()[0]:.2f}")
+    if args.output:
+        from operating_point import commit
+
+        rows = {
+            f"{p} x {t}": {"seconds": times[p, t], "examples_per_minute": 60 * args.num_examples / m}
+            for (p, t), m in zip(setups, (one, two, wide), strict=True)
+        }
+        payload = {
+            "command": command,
+            "machine": machine,
+            "commit": commit(),
+            "settings": vars(args),
+            "setups": rows,
+            "identical_counts": sum(same),
+            "examples": args.num_examples,
+        }
+        Path(args.output).write_text(json.dumps(payload, indent=1) + "\n")
+        print(f"wrote {args.output}")
     return 0
 
 

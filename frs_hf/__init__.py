@@ -7,15 +7,18 @@ from .certify import (
     clopper_pearson_upper,
     insertion_radius,
     levenshtein_radius,
+    look_schedule,
     predict_from_counts,
     removal_radius,
+    sequential_look,
+    simultaneous_bounds,
     vote_bounds,
 )
 from .config import FRSConfig
 from .fuzzing import FuzzingResult, find_area, select_area
 from .modeling import FRSResult, SmoothedModelForSequenceClassification
 from .pipeline import FRSPipeline
-from .randomize import TextUnits, randomize, segment, unit_rates
+from .randomize import CopyStream, TextUnits, randomize, segment, unit_rates
 from .trainer import FRSTrainer, FRSTrainingArguments
 from .weight_noise import WeightNoise, find_layer_list, top_parameter_names
 
@@ -23,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Certificate",
+    "CopyStream",
     "FRSConfig",
     "FRSPipeline",
     "FRSResult",
@@ -39,11 +43,14 @@ __all__ = [
     "find_layer_list",
     "insertion_radius",
     "levenshtein_radius",
+    "look_schedule",
     "predict_from_counts",
     "randomize",
     "removal_radius",
     "segment",
     "select_area",
+    "sequential_look",
+    "simultaneous_bounds",
     "top_parameter_names",
     "unit_rates",
     "vote_bounds",

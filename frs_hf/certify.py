@@ -147,6 +147,14 @@ def certify_from_counts(
     """
     label = int(np.argmax(selection_counts))
     p_lower, p_upper = vote_bounds(estimation_counts, label, alpha)
+    return certificate(label, p_lower, p_upper, w_min, w_area, area_size)
+
+
+def certificate(
+    label: int, p_lower: float, p_upper: float, w_min: float, w_area: float | None = None, area_size: int | None = None
+) -> Certificate:
+    """The certificate that probability bounds ``p_lower`` (candidate ``label``) and ``p_upper`` (any other
+    class) give: both radii, or an abstention when even ``radius = 0`` fails."""
     radius = levenshtein_radius(p_lower, p_upper, w_min)
     if radius is None:
         return Certificate(None, p_lower, p_upper, None, None)
@@ -154,6 +162,103 @@ def certify_from_counts(
     if area_radius is not None and area_size is not None:
         area_radius = min(area_radius, area_size)
     return Certificate(label, p_lower, p_upper, radius, area_radius)
+
+
+# Sequential certification --------------------------------------------------------------------------
+# The votes are looked at after n_1 < n_2 < ... < n_L = n copies and sampling stops once the answer is
+# decided. Looking more than once needs its own alpha per look: a bound at the full alpha at every look,
+# reported at the best look, fails more often than alpha (the optional-stopping trap). Here look l gets
+# alpha_l (half of alpha on the last look, the other half split evenly over the earlier ones), so with
+# probability >= 1 - alpha every bound of every look holds at once and any stopping rule keeps the
+# guarantee. The candidate class is the top of the very counts it is bounded on, so within a look alpha_l
+# is split again over the classes (no separate selection sample is needed).
+
+FUTILITY = 0.1
+"""Stop early when, even at the upper (1 - FUTILITY) bound of the candidate's share, the last look could not
+certify more than already proven. Only decides when to stop, so it costs power, never validity."""
+
+
+def look_schedule(first: int, n: int) -> list[int]:
+    """Copies counted at each look: ``first``, doubling, then ``n`` (cumulative)."""
+    if not 1 <= first <= n:
+        raise ValueError(f"the first look ({first}) must be between 1 and n ({n}).")
+    looks = []
+    while first < n:
+        looks.append(first)
+        first *= 2
+    return [*looks, n]
+
+
+def look_alphas(alpha: float, num_looks: int) -> list[float]:
+    """The share of ``alpha`` spent at each look (they sum to ``alpha``)."""
+    if num_looks == 1:
+        return [alpha]
+    return [alpha / 2 / (num_looks - 1)] * (num_looks - 1) + [alpha / 2]
+
+
+def simultaneous_bounds(counts: np.ndarray, alpha: float) -> tuple[int, float, float]:
+    """``(label, p_lower, p_upper)`` for the top class of ``counts`` itself, valid whichever class tops them.
+
+    Binary: a lower bound per class at ``alpha / 2`` (the other class's upper bound is one minus it).
+    Multi-class: a lower and an upper bound per class at ``alpha / (2 K)``.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    n = int(counts.sum())
+    if n == 0:
+        raise ValueError("simultaneous_bounds needs at least one vote.")
+    label = int(np.argmax(counts))
+    if len(counts) <= 2:
+        p_lower = clopper_pearson_lower(int(counts[label]), n, alpha / 2)
+        return label, p_lower, 1.0 - p_lower
+    share = alpha / (2 * len(counts))
+    p_lower = clopper_pearson_lower(int(counts[label]), n, share)
+    p_upper = clopper_pearson_upper(int(np.delete(counts, label).max()), n, share)
+    return label, p_lower, min(1.0 - p_lower, p_upper)
+
+
+def _rank(cert: Certificate | None) -> tuple[int, int]:
+    if cert is None or cert.label is None:
+        return (-1, -1)
+    return (cert.radius, -1 if cert.area_radius is None else cert.area_radius)
+
+
+def sequential_look(
+    counts: np.ndarray,
+    look: int,
+    looks: list[int],
+    alpha: float,
+    w_min: float,
+    w_area: float | None = None,
+    area_size: int | None = None,
+    *,
+    best: Certificate | None = None,
+    target_radius: int | None = None,
+) -> tuple[Certificate, bool]:
+    """Look ``look`` (0-based) of the schedule ``looks`` at the ``counts`` of all copies so far.
+
+    Returns the best certificate of this and the earlier looks (``best``) and whether to stop: at the last
+    look; when the last look could not plausibly certify more (a larger ``radius`` or ``area_radius``);
+    with ``target_radius``, as soon as that radius is proven or out of reach.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    alphas = look_alphas(alpha, len(looks))
+    cert = certificate(*simultaneous_bounds(counts, alphas[look]), w_min, w_area, area_size)
+    if best is not None and _rank(best) >= _rank(cert):
+        cert = best
+    if look == len(looks) - 1:
+        return cert, True
+    # The most the last look could certify if the candidate's share were at its optimistic bound now.
+    label, total = int(np.argmax(counts)), looks[-1]
+    share = clopper_pearson_upper(int(counts[label]), int(counts.sum()), FUTILITY)
+    hoped = np.zeros(len(counts), dtype=np.int64)
+    hoped[label] = math.floor(share * total)
+    hoped[(label + 1) % len(counts)] = total - hoped[label]
+    ceiling = certificate(*simultaneous_bounds(hoped, alphas[-1]), w_min, w_area, area_size)
+    if target_radius is not None and cert.label is not None and cert.radius >= target_radius:
+        return cert, True
+    if target_radius is not None and (ceiling.label is None or ceiling.radius < target_radius):
+        return cert, True
+    return cert, _rank(cert) >= _rank(ceiling)
 
 
 def predict_from_counts(counts: np.ndarray, alpha: float) -> tuple[int | None, float]:

@@ -19,11 +19,11 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers.utils import PushToHubMixin, cached_file, logging
 
-from .certify import certify_from_counts, predict_from_counts
+from .certify import Certificate, certify_from_counts, look_schedule, predict_from_counts, sequential_look
 from .config import FRSConfig
 from .fuzzing import FuzzingResult, Query, area_mask, calibrate_min_kl, find_area, memoize, original_sequence
 from .packaged import resolve_model
-from .randomize import RandomizedCopies, Span, TextUnits, check_texts, collate, randomize, segment, unit_rates
+from .randomize import CopyStream, Span, TextUnits, check_texts, collate, segment, unit_rates
 from .utils import fresh_seed
 from .weight_noise import WeightNoise, inference_view
 
@@ -33,6 +33,10 @@ _HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "force_down
 # Copies classified per chunk of examples: bounds memory on long datasets while still letting
 # copies of several examples share length-sorted batches.
 _COPIES_PER_CHUNK = 32768
+# Tokens of the copies drawn and classified at once: what bounds memory whatever n and the text's length.
+_TOKENS_PER_ROUND = 1 << 17
+# Bytes of token sequences remembered per text, so that a copy drawn again is not forwarded again.
+_CACHE_BYTES = 1 << 21
 
 
 @dataclass
@@ -285,8 +289,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         """Smoothed class probabilities: vote shares over ``n`` copies, shape ``[batch, num_labels]``."""
         config = self.frs_config.replace(**overrides)
         texts = check_texts(texts)
-        votes = self._votes(texts, None, None, config, config.n)
-        shares = [np.bincount(v.votes, minlength=self.num_labels) / len(v.votes) for v in votes]
+        shares = [ex.counts / ex.counts.sum() for ex in self._votes(texts, None, None, config)]
         return torch.tensor(np.stack(shares), dtype=torch.float32)
 
     # Engine --------------------------------------------------------------------------------------
@@ -300,35 +303,23 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                 "area_radius still speaks about the flagged area. Use omega_low > 0.5 (e.g. 0.8) with a model "
                 "trained at that rate to certify edits anywhere."
             )
-        num_copies = config.n0 + config.n if certify else config.n
         results = []
-        for v in self._votes(texts, areas, indices, config, num_copies):
-            estimation = v.votes[config.n0 :] if certify else v.votes
-            counts = np.bincount(estimation, minlength=self.num_labels)
-            spans = [v.units.char_span(s, e) for s, e in v.area]
+        for ex in self._votes(texts, areas, indices, config, certify=certify):
             common = dict(
-                counts=counts.tolist(),
-                num_copies=num_copies,
-                num_forwards=v.num_forwards,
-                area_spans=spans,
-                fuzzing_forwards=v.fuzzing_forwards,
-                seed=v.seed,
-                index=v.index,
+                counts=ex.counts.tolist(),
+                num_copies=ex.stream.taken,
+                num_forwards=ex.num_forwards,
+                area_spans=[ex.units.char_span(s, e) for s, e in ex.area],
+                fuzzing_forwards=ex.fuzzing_forwards,
+                seed=ex.stream.seed,
+                index=ex.stream.index,
             )
             if certify:
-                area_size = int(area_mask(v.area, v.units.num_units).sum())  # None below when no area is flagged
-                cert = certify_from_counts(
-                    np.bincount(v.votes[: config.n0], minlength=self.num_labels),
-                    counts,
-                    config.alpha,
-                    w_min=config.omega_low,
-                    w_area=config.omega_high if area_size else None,
-                    area_size=area_size,
-                )
+                cert = ex.certificate
                 label = cert.label
                 extra = dict(p_lower=cert.p_lower, radius=cert.radius, area_radius=cert.area_radius)
             else:
-                label, p_value = predict_from_counts(counts, config.alpha)
+                label, p_value = predict_from_counts(ex.counts, config.alpha)
                 extra = dict(p_value=p_value)
             results.append(
                 FRSResult(
@@ -347,9 +338,16 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         areas: Sequence[Sequence[Span] | None] | None,
         indices: Sequence[int] | None,
         config: FRSConfig,
-        num_copies: int,
-    ) -> list[_Votes]:
-        """Randomize every text and classify all copies; returns each copy's predicted class."""
+        *,
+        certify: bool = False,
+    ) -> list[_Example]:
+        """Randomize every text and count the votes of its copies; with ``certify``, also its certificate.
+
+        Certification is Cohen et al.'s (``n0`` selection copies, then ``n``) or, with ``config.sequential``,
+        looks at the votes on a doubling schedule up to ``n`` and stops each text once its answer is decided
+        (:func:`~frs_hf.certify.sequential_look`). Texts of a chunk advance look by look together, so that
+        their copies share length-sorted batches.
+        """
         if not texts:
             raise ValueError("Got an empty list of texts: there is nothing to classify.")
         if areas is not None:
@@ -369,8 +367,12 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                 f"Some texts have more than max_length={max_length} tokens: each randomized copy is truncated to "
                 "max_length *after* deletion, which the certificate accounts for (see docs/theory.md)."
             )
-        per_chunk = max(1, _COPIES_PER_CHUNK // num_copies)
-        out: list[_Votes] = []
+        sequential = certify and config.sequential
+        selection = config.n0 if certify and not sequential else 0
+        looks = look_schedule(min(config.sequential_first, config.n), config.n) if sequential else [config.n]
+        noise = self._weight_noise(config, config.seed)
+        per_chunk = max(1, _COPIES_PER_CHUNK // (selection + config.n))
+        out: list[_Example] = []
         bar = tqdm(
             total=len(texts),
             desc="FRS",
@@ -388,52 +390,118 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                         found = self.find_area(units, config, index=indices[j], max_length=max_length)
                         area, fuzzing_forwards = found.area, found.num_forwards
                     rates = unit_rates(units.num_units, area, config.omega_low, config.omega_high)
-                    copies = randomize(
+                    stream = CopyStream(
                         units,
                         rates,
-                        num_copies,
                         seed=config.seed,
                         index=indices[j],
                         max_length=max_length,
                         num_draws=config.weight_noise_draws,
-                        deduplicate=config.deduplicate,
                     )
-                    chunk.append((units, area, rates, fuzzing_forwards, copies, indices[j]))
-                predictions = self._classify([c[4] for c in chunk], config, config.seed)
-                for (units, area, rates, fuzz, copies, index), pred in zip(chunk, predictions, strict=True):
-                    out.append(
-                        _Votes(
-                            units, area, rates, pred[copies.inverse], len(copies.sequences), fuzz, config.seed, index
-                        )
-                    )
+                    chunk.append(_Example(units, area, fuzzing_forwards, stream, np.zeros(self.num_labels, np.int64)))
+                if selection:
+                    self._count(chunk, selection, config, noise)
+                    for ex in chunk:
+                        ex.selection, ex.counts = ex.counts, np.zeros_like(ex.counts)
+                active = chunk
+                for look, total in enumerate(looks):
+                    self._count(active, total - (looks[look - 1] if look else 0), config, noise)
+                    for ex in active if certify else ():
+                        area_size = int(area_mask(ex.area, ex.units.num_units).sum())
+                        w_area = config.omega_high if area_size else None  # no area: area_radius is None
+                        if sequential:
+                            ex.certificate, ex.done = sequential_look(
+                                ex.counts,
+                                look,
+                                looks,
+                                config.alpha,
+                                config.omega_low,
+                                w_area,
+                                area_size,
+                                best=ex.certificate,
+                                target_radius=config.target_radius,
+                            )
+                        else:
+                            ex.certificate = certify_from_counts(
+                                ex.selection, ex.counts, config.alpha, config.omega_low, w_area, area_size
+                            )
+                    active = [ex for ex in active if not ex.done]
+                out.extend(chunk)
                 bar.update(len(chunk))
         return out
 
-    def _classify(self, copies: list[RandomizedCopies], config: FRSConfig, seed: int) -> list[np.ndarray]:
-        """Predicted class of every distinct sequence: grouped by weight draw, sorted by length,
-        padded per batch. Each draw runs on its own :func:`~frs_hf.weight_noise.inference_view`, so
-        the model is never written to (threads may share it)."""
-        sizes = [len(c.sequences) for c in copies]
-        draws = np.concatenate([c.draws for c in copies])
-        sequences = [s for c in copies for s in c.sequences]
-        order = np.lexsort((np.array([len(s) for s in sequences]), draws))
+    def _count(self, examples: list[_Example], num_copies: int, config: FRSConfig, noise: WeightNoise) -> None:
+        """Draw the next ``num_copies`` copies of each example and add their votes to ``example.counts``.
+
+        Copies are drawn and classified in rounds of at most ``_TOKENS_PER_ROUND`` tokens, so memory does not
+        grow with ``num_copies``; a copy already classified for the same example (same draw, same tokens) is
+        not forwarded again while its cache has room.
+        """
+        pending = [[ex, num_copies] for ex in examples if num_copies > 0]
+        while pending:
+            budget, round_ = _TOKENS_PER_ROUND, []
+            for item in pending:
+                ex, left = item
+                width = min(len(ex.units.token_ids) + ex.units.num_special, ex.stream.max_length)
+                take = min(left, max(1, budget // max(width, 1)))
+                round_.append((ex, ex.stream.take(take, deduplicate=config.deduplicate)))
+                item[1] -= take
+                budget -= take * width
+                if budget <= 0:
+                    break
+            pending = [item for item in pending if item[1] > 0]
+            keys, sequences, draws = [], [], []
+            for ex, copies in round_:
+                mine = [
+                    (int(d), s.astype(np.int32).tobytes()) for d, s in zip(copies.draws, copies.sequences, strict=True)
+                ]
+                keys.append(mine)
+                for key, seq, draw in zip(mine, copies.sequences, copies.draws, strict=True):
+                    if key not in ex.seen:
+                        sequences.append(seq)
+                        draws.append(draw)
+            classes = iter(self._classify(sequences, np.asarray(draws, np.int64), config, noise))
+            for (ex, copies), mine in zip(round_, keys, strict=True):
+                predicted = np.empty(len(mine), np.int64)
+                for i, key in enumerate(mine):
+                    if key in ex.seen:
+                        predicted[i] = ex.seen[key]
+                        continue
+                    predicted[i] = next(classes)
+                    ex.num_forwards += 1
+                    if config.deduplicate and ex.cache_bytes < _CACHE_BYTES:
+                        ex.seen[key] = int(predicted[i])
+                        ex.cache_bytes += len(key[1])
+                ex.counts += np.bincount(predicted[copies.inverse], minlength=self.num_labels)
+
+    def _classify(
+        self, sequences: list[np.ndarray], draws: np.ndarray, config: FRSConfig, noise: WeightNoise
+    ) -> np.ndarray:
+        """Predicted class of each sequence: grouped by weight draw, sorted by length, padded per batch.
+        Each draw runs on its own :func:`~frs_hf.weight_noise.inference_view`, so the model is never written
+        to (threads may share it)."""
+        order = np.lexsort((np.array([len(s) for s in sequences], dtype=np.int64), draws))
         flat = np.empty(len(sequences), dtype=np.int64)
-        noise = self._weight_noise(config, seed)
         with torch.inference_mode():
             for draw in np.unique(draws):
                 group = order[draws[order] == draw]
                 model = inference_view(self.model, noise.noisy_parameters(int(draw)))
                 for b in range(0, len(group), config.batch_size):
                     batch = group[b : b + config.batch_size]
-                    flat[batch] = self._logits([sequences[k] for k in batch], model).argmax(dim=-1).cpu().numpy()
-        return np.split(flat, np.cumsum(sizes)[:-1])
+                    logits = self._logits([sequences[k] for k in batch], model, config.autocast_dtype)
+                    flat[batch] = logits.argmax(dim=-1).cpu().numpy()
+        return flat
 
-    def _logits(self, sequences: Sequence[np.ndarray], model: nn.Module | None = None) -> torch.Tensor:
+    def _logits(
+        self, sequences: Sequence[np.ndarray], model: nn.Module | None = None, dtype: str | None = None
+    ) -> torch.Tensor:
         """One padded batch through ``model`` (default: the base model in eval mode; the caller
-        sets inference mode)."""
+        sets inference mode), on the model's device, under ``dtype`` autocast when given."""
         model = model if model is not None else inference_view(self.model)
         inputs = collate(sequences, self.tokenizer.pad_token_id)
-        return model(**{k: v.to(self.device) for k, v in inputs.items()}).logits
+        device = self.device
+        with torch.autocast(device.type, dtype=getattr(torch, dtype or "float32"), enabled=dtype is not None):
+            return model(**{k: v.to(device) for k, v in inputs.items()}).logits
 
     def find_area(
         self,
@@ -472,13 +540,15 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
     def fuzzing_query(self, config: FRSConfig | None = None) -> Query:
         """Class probabilities of token sequences under the clean (noise-free) base model, in
         batches of ``config.batch_size``: what the fuzzing search queries."""
-        batch_size = (config or self.frs_config).batch_size
+        config = config or self.frs_config
+        batch_size, dtype = config.batch_size, config.autocast_dtype
 
         def query(sequences: list[np.ndarray]) -> np.ndarray:
             probs, model = [], inference_view(self.model)
             with torch.inference_mode():
                 for b in range(0, len(sequences), batch_size):
-                    probs.append(self._logits(sequences[b : b + batch_size], model).float().softmax(-1).cpu().numpy())
+                    logits = self._logits(sequences[b : b + batch_size], model, dtype)
+                    probs.append(logits.float().softmax(-1).cpu().numpy())
             return np.concatenate(probs)
 
         return query
@@ -566,12 +636,17 @@ def _check_area(area: Any, i: int) -> list[Span] | None:
 
 
 @dataclass
-class _Votes:
+class _Example:
+    """One text in flight: its units and area, its copy stream, the votes so far and its certificate."""
+
     units: TextUnits
     area: list[Span]
-    rates: np.ndarray  # deletion rate of each unit
-    votes: np.ndarray  # predicted class of every sampled copy, in sampling order
-    num_forwards: int
     fuzzing_forwards: int
-    seed: int  # the call's seed: (seed, index) fixed every draw of this example
-    index: int
+    stream: CopyStream
+    counts: np.ndarray  # votes of the estimation copies (all copies for predict)
+    selection: np.ndarray | None = None  # votes of the n0 selection copies (fixed-n certification)
+    certificate: Certificate | None = None
+    done: bool = False
+    num_forwards: int = 0
+    seen: dict[tuple[int, bytes], int] = field(default_factory=dict)  # (draw, tokens) -> class
+    cache_bytes: int = 0

@@ -140,6 +140,57 @@ def _rows_per_chunk(num_columns: int) -> int:
     return max(1, _CHUNK_ELEMENTS // max(num_columns, 1))
 
 
+class CopyStream:
+    """The deletion copies of one example, drawn in order from its own ``(seed, index)`` stream.
+
+    Taking 100 copies and then 900 gives exactly the copies that taking 1,000 at once gives: sequential
+    looks and bounded-memory chunks then change nothing about which copies are drawn. Each unit is deleted
+    independently with its rate (or, with ``mask_token_id``, masked: see `build_copies`); each copy picks a
+    weight-noise draw uniformly at random, from a stream of its own.
+    """
+
+    def __init__(
+        self,
+        units: TextUnits,
+        rates: np.ndarray,
+        *,
+        seed: int,
+        index: int,
+        max_length: int,
+        num_draws: int = 1,
+        mask_token_id: int | None = None,
+    ) -> None:
+        self.units, self.rates, self.max_length = units, np.asarray(rates), max_length
+        self.num_draws, self.mask_token_id = num_draws, mask_token_id
+        self.seed, self.index = seed, index
+        self._keep_rng = np.random.default_rng(derive_seed(seed, index))
+        self._draw_rng = np.random.default_rng(derive_seed(seed, index, 1))
+        self.taken = 0
+
+    def take(self, num_copies: int, *, deduplicate: bool = True) -> RandomizedCopies:
+        """The next ``num_copies`` copies (identical (draw, tokens) pairs kept once when ``deduplicate``).
+
+        Drawn in chunks, so memory grows with ``num_copies x max_length``, not ``num_copies x`` text length.
+        """
+        units = self.units
+        step = _rows_per_chunk(max(units.num_units, len(units.token_ids)))
+        rows = [
+            _kept_tokens(
+                units,
+                self._keep_rng.random((min(step, num_copies - c), units.num_units)) >= self.rates,
+                self.max_length,
+                self.mask_token_id,
+            )
+            for c in range(0, num_copies, step)
+        ]
+        if self.num_draws > 1:
+            draws = self._draw_rng.integers(self.num_draws, size=num_copies)
+        else:
+            draws = np.zeros(num_copies, np.int64)
+        self.taken += num_copies
+        return _assemble(units, rows, draws, deduplicate)
+
+
 def randomize(
     units: TextUnits,
     rates: np.ndarray,
@@ -152,23 +203,12 @@ def randomize(
     deduplicate: bool = True,
     mask_token_id: int | None = None,
 ) -> RandomizedCopies:
-    """Sample ``num_copies`` deletion copies of one example, seeded by ``(seed, index)``.
-
-    Each unit is deleted independently with its rate (or, with ``mask_token_id``, masked: see
-    `build_copies`); each copy picks a weight-noise draw uniformly at random. Identical
-    (draw, tokens) pairs are kept once when ``deduplicate``. The copies are drawn in chunks, so memory
-    grows with ``num_copies x max_length``, not with ``num_copies x`` the text's length.
-    """
-    rng = np.random.default_rng(derive_seed(seed, index))
-    step = _rows_per_chunk(max(units.num_units, len(units.token_ids)))
-    rows = [
-        _kept_tokens(
-            units, rng.random((min(step, num_copies - c), units.num_units)) >= rates, max_length, mask_token_id
-        )
-        for c in range(0, num_copies, step)
-    ]
-    draws = rng.integers(num_draws, size=num_copies) if num_draws > 1 else np.zeros(num_copies, np.int64)
-    return _assemble(units, rows, draws, deduplicate)
+    """Sample ``num_copies`` deletion copies of one example, seeded by ``(seed, index)``: the first
+    ``num_copies`` of its :class:`CopyStream`."""
+    stream = CopyStream(
+        units, rates, seed=seed, index=index, max_length=max_length, num_draws=num_draws, mask_token_id=mask_token_id
+    )
+    return stream.take(num_copies, deduplicate=deduplicate)
 
 
 def build_copies(

@@ -22,8 +22,12 @@ from frs_hf.certify import (
     clopper_pearson_upper,
     insertion_radius,
     levenshtein_radius,
+    look_alphas,
+    look_schedule,
     predict_from_counts,
     removal_radius,
+    sequential_look,
+    simultaneous_bounds,
     vote_bounds,
 )
 
@@ -510,3 +514,145 @@ def test_area_radius_is_capped_by_the_number_of_area_units():
     assert uncapped.area_radius > 3
     capped = certify_from_counts(counts0, counts, 0.01, w_min=0.2, w_area=0.9, area_size=3)
     assert capped.area_radius == 3 and capped.radius == uncapped.radius
+
+
+# 6. Sequential certification -------------------------------------------------------------------------
+
+
+def test_look_schedule_doubles_up_to_n():
+    assert look_schedule(100, 1000) == [100, 200, 400, 800, 1000]
+    assert look_schedule(100, 800) == [100, 200, 400, 800]
+    assert look_schedule(1000, 1000) == [1000]
+    with pytest.raises(ValueError, match="first look"):
+        look_schedule(0, 100)
+    with pytest.raises(ValueError, match="first look"):
+        look_schedule(200, 100)
+
+
+@pytest.mark.parametrize("num_looks", [1, 2, 5, 9])
+def test_look_alphas_spend_alpha_exactly_half_on_the_last_look(num_looks):
+    alphas = look_alphas(0.001, num_looks)
+    assert len(alphas) == num_looks
+    assert math.isclose(sum(alphas), 0.001)
+    assert alphas[-1] == (0.001 if num_looks == 1 else 0.0005)
+
+
+def test_simultaneous_bounds_split_alpha_over_the_classes():
+    label, lower, upper = simultaneous_bounds(np.array([30, 170]), 0.01)
+    assert label == 1
+    assert lower == pytest.approx(beta.ppf(0.005, 170, 31))
+    assert upper == pytest.approx(1 - lower)
+    label, lower, upper = simultaneous_bounds(np.array([20, 150, 30]), 0.06)
+    assert label == 1
+    assert lower == pytest.approx(beta.ppf(0.01, 150, 51))
+    assert upper == pytest.approx(beta.ppf(0.99, 31, 170))
+    with pytest.raises(ValueError, match="at least one vote"):
+        simultaneous_bounds(np.array([0, 0]), 0.01)
+
+
+def test_sequential_look_stops_when_decided():
+    looks = [100, 200, 400, 800, 1000]
+    # Unanimous votes at a rate that can never certify radius >= 1: radius 0 is all there is, stop now.
+    cert, stop = sequential_look(np.array([0, 100]), 0, looks, 0.001, w_min=0.2)
+    assert (cert.label, cert.radius, stop) == (1, 0, True)
+    # A coin flip: 100 votes cannot rule out a share the last look would certify; 400 of 800 can.
+    cert, stop = sequential_look(np.array([50, 50]), 0, looks, 0.001, w_min=0.8)
+    assert cert.abstained and not stop
+    cert, stop = sequential_look(np.array([400, 400]), 3, looks, 0.001, w_min=0.8)
+    assert cert.abstained and stop
+    # Unanimous at w = 0.9: the last look could certify more than 100 votes do, sample on.
+    cert, stop = sequential_look(np.array([0, 100]), 0, looks, 0.001, w_min=0.9)
+    assert cert.radius >= 1 and not stop
+    # The last look always stops; the best certificate of the earlier looks is kept.
+    better, _ = sequential_look(np.array([0, 400]), 2, looks, 0.001, w_min=0.9)
+    cert, stop = sequential_look(np.array([300, 700]), 4, looks, 0.001, w_min=0.9, best=better)
+    assert stop and cert == better
+
+
+def test_sequential_look_target_radius():
+    looks = [100, 200, 400, 800, 1000]
+    # Proven at the first look: stop even though more copies would prove a larger radius.
+    cert, stop = sequential_look(np.array([0, 100]), 0, looks, 0.001, w_min=0.9, target_radius=1)
+    assert cert.radius >= 1 and stop
+    # Out of reach: radius 3 at w = 0.7 needs p_lower > 1.5 - 0.343, which 1,000 copies cannot show.
+    cert, stop = sequential_look(np.array([5, 95]), 0, looks, 0.001, w_min=0.7, target_radius=3)
+    assert stop
+    # Radius 0 proven, radius 1 (p_lower > 0.8) not yet but within reach of the last look: sample on.
+    cert, stop = sequential_look(np.array([15, 85]), 0, looks, 0.001, w_min=0.7, target_radius=1)
+    assert cert.radius == 0 and not stop
+
+
+SEQ_ALPHA = 0.05
+SEQ_LOOKS = look_schedule(10, 640)
+SEQ_TRIALS = 1500
+# (true vote probabilities, w_min, w_area): ties (every certificate is wrong) and shares just below a step
+# of the true radius, where an overestimated p_A overstates the radius at once.
+SEQ_CASES = [
+    ([0.5, 0.5], 0.8, 0.9),
+    ([0.855, 0.145], 0.8, 0.9),
+    ([0.4, 0.4, 0.2], 0.8, 0.9),
+    ([0.92, 0.08], 0.9, 0.95),
+]
+
+
+def _sequential(p, w_min, w_area, rng):
+    """The sound procedure as the engine runs it: one sample stream, one look per schedule step."""
+    counts, cert, drawn = np.zeros(len(p), np.int64), None, 0
+    for look, total in enumerate(SEQ_LOOKS):
+        counts += rng.multinomial(total - drawn, p)
+        drawn = total
+        cert, stop = sequential_look(counts, look, SEQ_LOOKS, SEQ_ALPHA, w_min, w_area, best=cert)
+        if stop:
+            return cert
+
+
+def _naive_repeated_looks(p, w_min, w_area, rng):
+    """UNSOUND on purpose: the full alpha at every look (Cohen's bound on a separate selection sample),
+    sampling on until something certifies: the optional-stopping trap."""
+    selection = rng.multinomial(SEQ_LOOKS[0], p)
+    counts, drawn = np.zeros(len(p), np.int64), 0
+    for total in SEQ_LOOKS:
+        counts += rng.multinomial(total - drawn, p)
+        drawn = total
+        cert = certify_from_counts(selection, counts, SEQ_ALPHA, w_min, w_area)
+        if not cert.abstained:
+            return cert
+    return cert
+
+
+def _sequential_failures(procedure, seed: int = 7) -> np.ndarray:
+    """Per case, the share of runs whose reported certificate is wrong (class, radius or area radius)."""
+    rng = np.random.default_rng(seed)
+    shares = []
+    for probs, w_min, w_area in SEQ_CASES:
+        p = np.asarray(probs)
+        top = set(np.flatnonzero(p == p.max()).tolist())
+        fails = 0
+        for _ in range(SEQ_TRIALS):
+            cert = procedure(p, w_min, w_area, rng)
+            if cert.abstained:
+                continue
+            true_radius, true_area = _true_radii(p, cert.label, w_min, w_area)
+            fails += (
+                len(top) > 1
+                or cert.label not in top
+                or true_radius is None
+                or cert.radius > true_radius
+                or cert.area_radius > true_area
+            )
+        shares.append(fails / SEQ_TRIALS)
+    return np.array(shares)
+
+
+@pytest.mark.slow
+def test_sequential_certification_is_sound_by_simulation():
+    shares = _sequential_failures(_sequential)
+    limit = SEQ_ALPHA + 3 * math.sqrt(SEQ_ALPHA * (1 - SEQ_ALPHA) / SEQ_TRIALS)
+    assert (shares <= limit).all(), shares
+
+
+@pytest.mark.slow
+def test_naive_repeated_looks_fail_the_same_simulation():
+    shares = _sequential_failures(_naive_repeated_looks)
+    limit = SEQ_ALPHA + 3 * math.sqrt(SEQ_ALPHA * (1 - SEQ_ALPHA) / SEQ_TRIALS)
+    assert shares.max() > 2 * limit, shares
