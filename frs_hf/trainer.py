@@ -53,7 +53,13 @@ class FRSTrainingArguments(TrainingArguments):
     """
 
     frs_randomize: bool = field(default=True, metadata=_help("Train on randomized deletion copies of the texts."))
-    frs_omega_low: float = field(default=0.2, metadata=_help("Training deletion rate of each word."))
+    frs_omega_low: float = field(
+        default=0.2,
+        metadata=_help(
+            "Training deletion rate of each word: use the rate certification will use (above 0.5, e.g. 0.7-0.9, "
+            "for radii >= 1)."
+        ),
+    )
     frs_omega_high: float = field(
         default=0.9, metadata=_help("Training deletion rate inside the random area (see frs_random_area).")
     )

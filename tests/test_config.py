@@ -181,3 +181,20 @@ def test_a_corrupt_config_file_is_named(tmp_path, content, match):
     with pytest.raises(ValueError, match=match) as err:
         FRSConfig.from_pretrained(tmp_path)
     assert str(tmp_path / "frs_config.json") in str(err.value)
+
+
+def test_docs_field_tables_are_generated_from_the_metadata():
+    """docs/api.md and docs/training.md embed the tables `python -m frs_hf.docs` writes; rerun it after
+    changing a field."""
+    from pathlib import Path
+
+    from frs_hf.docs import DOCS, field_table, render
+
+    root = Path(__file__).resolve().parent.parent / "docs"
+    for name, file in DOCS.items():
+        text = (root / file).read_text(encoding="utf-8")
+        assert render(text) == text, f"docs/{file} is out of date: run `python -m frs_hf.docs`"
+        assert field_table(name) in text
+    table = field_table("FRSConfig")
+    assert all(f"| `{f.name}` |" in table for f in dataclasses.fields(FRSConfig))
+    assert "| `frs_omega_low` | `0.2` |" in field_table("FRSTrainingArguments")
