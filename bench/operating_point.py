@@ -174,6 +174,16 @@ def main(argv: list[str] | None = None) -> int:
         help="Certify with FRS proper: the fuzzed area deleted at --omega-high, omega outside it (training unchanged).",
     )
     p.add_argument("--omega-high", type=float, default=0.95, help="Deletion rate inside the fuzzed area.")
+    p.add_argument(
+        "--weight-noise",
+        type=float,
+        default=0.0,
+        help="Biphased weight noise: sigma on the top --noise-layers blocks in training and certification.",
+    )
+    p.add_argument(
+        "--noise-layers", type=int, default=6, help="H: top blocks (plus the head) that get noise (MiniLM has 6)."
+    )
+    p.add_argument("--noise-draws", type=int, default=20, help="K: weight draws at certification.")
     p.add_argument("--target-label", type=int, default=1)
     p.add_argument("--max-length", type=int, default=64, help="Token budget in training and certification.")
     p.add_argument("--num-test", type=int, default=200, help="Test texts certified per model (seeded subset).")
@@ -233,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             frs = {"frs_omega_low": omega, "frs_omega_high": omega, "frs_clean_fraction": args.clean_fraction}
             if args.copies > 1:  # only when set, so that models trained without them keep their cache names
                 frs.update(frs_copies=args.copies, frs_consistency=args.consistency)
+            if args.weight_noise:  # likewise
+                frs.update(frs_weight_noise_sigma=args.weight_noise, frs_weight_noise_layers=args.noise_layers)
             model_path = train(args, data, seed, frs)
             model = AutoModelForSequenceClassification.from_pretrained(model_path).eval()
             frs_pred = predict(model, tokenizer, test_texts, args.max_length)
@@ -246,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
                 alpha=args.alpha,
                 max_length=args.max_length,
             )
+            if args.weight_noise:  # only when set, so that earlier certificates keep their cache keys
+                config = config.replace(
+                    weight_noise_sigma=args.weight_noise,
+                    weight_noise_layers=args.noise_layers,
+                    weight_noise_draws=args.noise_draws,
+                )
             rows, seconds = certify(model_path, model, tokenizer, config.replace(seed=seed), texts)
             smoothed = np.array([-1 if r["label"] is None else r["label"] for r in rows])
             record = {
@@ -297,6 +315,8 @@ def candidate(args: argparse.Namespace, omega: float) -> str:
         name += f", whole {args.clean_fraction:g}"
     if args.copies > 1:
         name += f", {args.copies} copies, consistency {args.consistency:g}"
+    if args.weight_noise:
+        name += f", weight noise σ={args.weight_noise:g} H={args.noise_layers} K={args.noise_draws}"
     if args.fuzzing:
         name += f", fuzzing (area at {args.omega_high:g})"
     return name
