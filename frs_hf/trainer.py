@@ -18,6 +18,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +40,19 @@ logger = logging.get_logger(__name__)
 
 # Random streams of training, kept apart from each other and from certification (seed, index).
 _TEXT_STREAM, _WEIGHT_STREAM, _UPDATE_STREAM = 11, 12, 13
+
+
+@contextmanager
+def _progress_bars(enabled: bool) -> Iterator[None]:
+    """Progress bars of frs_hf and transformers off inside the block unless ``enabled`` (``disable_tqdm``)."""
+    was = logging.is_progress_bar_enabled()
+    if was and not enabled:
+        logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            logging.enable_progress_bar()
 
 
 def _help(text: str) -> dict[str, str]:
@@ -116,10 +132,10 @@ class FRSTrainingArguments(TrainingArguments):
     )
     frs_eval_n: int = field(
         default=16,
-        metadata=_help("Randomized copies per example for the smoothed accuracy reported at each evaluation (0: off)."),
+        metadata=_help("Randomized copies per example for the smoothed metrics reported at each evaluation (0: off)."),
     )
     frs_eval_max_examples: int = field(
-        default=200, metadata=_help("Evaluate the smoothed accuracy on at most this many eval examples.")
+        default=200, metadata=_help("Evaluate the smoothed metrics on at most this many eval examples.")
     )
     frs_config: dict | str | None = field(
         default=None,
@@ -346,26 +362,75 @@ class FRSTrainer(Trainer):
         return out
 
     # Evaluation --------------------------------------------------------------------------------------------
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        """The plain metrics plus ``{prefix}_smoothed_accuracy``: majority vote over ``frs_eval_n``
-        randomized copies (with the inference weight noise) on up to ``frs_eval_max_examples``."""
-        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        if self.args.frs_eval_n == 0 or self.processing_class is None:
-            return metrics
-        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
-        columns = getattr(dataset, "column_names", None) or []
-        label = next((c for c in ("label", "labels") if c in columns), None)
-        if label is None or "input_ids" not in columns:
-            return metrics  # e.g. a dict of eval sets (evaluated one by one) or an iterable dataset
-        dataset = dataset.select(range(min(len(dataset), self.args.frs_eval_max_examples)))
-        texts = self.processing_class.batch_decode(list(dataset["input_ids"]), skip_special_tokens=True)
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None, **kwargs):
+        """The plain loop, plus the smoothed metrics of :meth:`smoothed_metrics` when evaluating: inside the
+        evaluation's runtime, its log line and what callbacks (early stopping, best model) see."""
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, **kwargs)
+        if description == "Evaluation" and self.args.frs_eval_n > 0:
+            prefix = kwargs.get("metric_key_prefix", "eval")
+            output.metrics.update(self.smoothed_metrics(dataloader.dataset, prefix))
+        return output
+
+    def smoothed_metrics(self, dataset, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """The smoothed classifier on up to ``frs_eval_max_examples`` examples with ``frs_eval_n`` copies each.
+
+        ``{prefix}_smoothed_accuracy``: the majority vote; ``{prefix}_smoothed_abstain``: the share of examples
+        not certified; ``{prefix}_certified_accuracy_r{r}`` (r = 0, 1, 2): correct and certified at radius r.
+        These are real certificates (one look, alpha of the inference config), loose at so few copies: they
+        track training; the numbers to quote come from ``certify_dataset`` at full ``n``.
+        """
+        texts, labels = self._texts_and_labels(dataset, self.args.frs_eval_max_examples)
+        if texts is None or labels is None:
+            return {}  # e.g. a dict of eval sets (evaluated one by one) or an iterable dataset
         n = self.args.frs_eval_n
-        shares = self.smoothed_model()(texts, n=n, n0=min(n, self.frs_config.n0))
-        accuracy = float((shares.argmax(-1).numpy() == np.asarray(list(dataset[label]))).mean())
-        extra = {f"{metric_key_prefix}_smoothed_accuracy": accuracy}
-        self.log(extra)
-        metrics.update(extra)
+        with _progress_bars(not self.args.disable_tqdm):
+            results = self.smoothed_model().certify(texts, n=n, sequential=True, sequential_first=n)
+        votes = np.array([np.argmax(r.counts) for r in results])
+        radius = np.array([-1 if r.radius is None else r.radius for r in results])
+        metrics = {
+            f"{metric_key_prefix}_smoothed_accuracy": float((votes == labels).mean()),
+            f"{metric_key_prefix}_smoothed_abstain": float(np.mean([r.abstained for r in results])),
+        }
+        for r in (0, 1, 2):
+            metrics[f"{metric_key_prefix}_certified_accuracy_r{r}"] = float(((votes == labels) & (radius >= r)).mean())
         return metrics
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test", smoothed: bool = False):
+        """``Trainer.predict``; with ``smoothed=True``, the smoothed classifier's instead of the plain model's.
+
+        Smoothed ``predictions`` are vote shares ``[num_examples, num_labels]`` over the inference config's ``n``
+        copies (with its weight noise), and ``metrics`` hold ``{prefix}_smoothed_accuracy`` and
+        ``{prefix}_smoothed_abstain`` (Cohen et al.'s PREDICT at the config's alpha) when the set has labels.
+        """
+        if not smoothed:
+            return super().predict(test_dataset, ignore_keys, metric_key_prefix)
+        from transformers.trainer_utils import PredictionOutput, speed_metrics
+
+        start = time.time()
+        texts, labels = self._texts_and_labels(test_dataset)
+        if texts is None:
+            raise ValueError("FRSTrainer.predict(smoothed=True) needs a tokenized datasets.Dataset with input_ids.")
+        with _progress_bars(not self.args.disable_tqdm):
+            results = self.smoothed_model().predict(texts)
+        shares = np.array([np.asarray(r.counts) / sum(r.counts) for r in results])
+        metrics = {f"{metric_key_prefix}_smoothed_abstain": float(np.mean([r.abstained for r in results]))}
+        if labels is not None:
+            answers = np.array([-1 if r.label is None else r.label for r in results])
+            metrics[f"{metric_key_prefix}_smoothed_accuracy"] = float((answers == labels).mean())
+        metrics.update(speed_metrics(metric_key_prefix, start, num_samples=len(texts)))
+        self.log(metrics)
+        return PredictionOutput(predictions=shares, label_ids=labels, metrics=metrics)
+
+    def _texts_and_labels(self, dataset, limit: int | None = None) -> tuple[list[str] | None, np.ndarray | None]:
+        """The texts (decoded from ``input_ids``) and labels of a tokenized dataset; None where it has none."""
+        columns = getattr(dataset, "column_names", None) or []
+        if "input_ids" not in columns or self.processing_class is None:
+            return None, None
+        if limit is not None:
+            dataset = dataset.select(range(min(len(dataset), limit)))
+        texts = self.processing_class.batch_decode(list(dataset["input_ids"]), skip_special_tokens=True)
+        label = next((c for c in ("label", "labels") if c in columns), None)
+        return texts, None if label is None else np.asarray(list(dataset[label]))
 
     # Saving -------------------------------------------------------------------------------------------------
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:

@@ -266,15 +266,52 @@ def test_resume_from_checkpoint_continues_identically(tokenizer, data, tmp_path)
     assert_same(weights(full.model), weights(resumed.model))
 
 
-def test_evaluate_reports_smoothed_accuracy(tokenizer, data, tmp_path):
-    trainer = make_trainer(tokenizer, data, arguments(tmp_path, frs_eval_n=8, frs_eval_max_examples=10))
-    metrics = trainer.evaluate()
-    assert "eval_loss" in metrics and 0.0 <= metrics["eval_smoothed_accuracy"] <= 1.0
-    # The same figure, computed by hand from the smoothed wrapper: majority vote of 8 copies.
+def test_evaluate_reports_smoothed_metrics_inside_the_evaluation(tokenizer, data, tmp_path, capfd):
+    args = arguments(tmp_path, frs_eval_n=8, frs_eval_max_examples=10, frs_config={"seed": 0}, disable_tqdm=True)
+    trainer = make_trainer(tokenizer, data, args)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()  # conftest turns them off for the whole suite
+    try:
+        capfd.readouterr()
+        metrics = trainer.evaluate()
+        assert "FRS" not in capfd.readouterr().err  # disable_tqdm silences the smoothing's progress bar too
+        assert hf_logging.is_progress_bar_enabled()  # ... for the evaluation only
+        trainer.args.disable_tqdm = False
+        trainer.evaluate()
+        assert "FRS" in capfd.readouterr().err
+    finally:
+        hf_logging.disable_progress_bar()
+    # The same figures, computed by hand: one certification look at 8 copies, the majority vote of its counts.
     texts = tokenizer.batch_decode(list(data["eval"]["input_ids"])[:10], skip_special_tokens=True)
-    shares = trainer.smoothed_model()(texts, n=8, n0=8)
-    expected = float((shares.argmax(-1).numpy() == np.array(list(data["eval"]["label"])[:10])).mean())
-    assert metrics["eval_smoothed_accuracy"] == expected
+    labels = np.array(list(data["eval"]["label"])[:10])
+    results = trainer.smoothed_model().certify(texts, n=8, sequential=True, sequential_first=8)
+    assert sum(r.num_copies for r in results) == 80
+    votes = np.array([np.argmax(r.counts) for r in results])
+    assert metrics["eval_smoothed_accuracy"] == float((votes == labels).mean())
+    assert metrics["eval_smoothed_abstain"] == float(np.mean([r.abstained for r in results]))
+    radius = np.array([-1 if r.radius is None else r.radius for r in results])
+    for r in (0, 1, 2):
+        assert metrics[f"eval_certified_accuracy_r{r}"] == float(((votes == labels) & (radius >= r)).mean())
+    # Logged in one line with the plain metrics and inside eval_runtime (what callbacks see too).
+    logged = trainer.state.log_history[-1]
+    assert {"eval_loss", "eval_runtime", "eval_smoothed_accuracy", "eval_certified_accuracy_r0"} <= logged.keys()
+
+
+def test_predict_returns_smoothed_predictions_on_request(tokenizer, data, tmp_path):
+    args = arguments(tmp_path, frs_eval_n=0, frs_config={"seed": 0, "n": 40, "n0": 10})
+    trainer = make_trainer(tokenizer, data, args)
+    plain = trainer.predict(data["eval"])
+    assert plain.predictions.shape == (len(data["eval"]), 2) and "test_loss" in plain.metrics
+    smoothed = trainer.predict(data["eval"], smoothed=True)
+    results = trainer.smoothed_model().predict(
+        tokenizer.batch_decode(list(data["eval"]["input_ids"]), skip_special_tokens=True)
+    )
+    np.testing.assert_allclose(smoothed.predictions, [np.asarray(r.counts) / 40 for r in results])
+    answers = np.array([-1 if r.label is None else r.label for r in results])
+    assert smoothed.metrics["test_smoothed_accuracy"] == float((answers == np.array(data["eval"]["label"])).mean())
+    assert "test_runtime" in smoothed.metrics
+    np.testing.assert_array_equal(smoothed.label_ids, data["eval"]["label"])
 
 
 def test_save_smoothed_model_round_trip(tokenizer, data, tmp_path):
