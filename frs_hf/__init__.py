@@ -16,6 +16,7 @@ from .certify import (
 )
 from .config import FRSConfig
 from .fuzzing import FuzzingResult, find_area, select_area
+from .metrics import metric_path
 from .modeling import FRSResult, SmoothedModelForSequenceClassification
 from .pipeline import FRSPipeline
 from .randomize import CopyStream, TextUnits, randomize, segment, unit_rates
@@ -44,6 +45,7 @@ __all__ = [
     "insertion_radius",
     "levenshtein_radius",
     "look_schedule",
+    "metric_path",
     "predict_from_counts",
     "randomize",
     "removal_radius",

@@ -272,7 +272,7 @@ class FRSConfig:
             value = getattr(self, name)
             if value < 1:
                 raise ValueError(f"FRSConfig.{name} must be a positive integer, got {value!r}.")
-        if self.n0 > self.n:
+        if self.n0 > self.n and not self.sequential:  # sequential certification draws no selection copies
             raise ValueError(f"FRSConfig.n0 ({self.n0}) must not exceed n ({self.n}).")
         if self.autocast_dtype not in (None, "bfloat16", "float16"):
             raise ValueError(

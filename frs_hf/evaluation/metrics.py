@@ -38,6 +38,11 @@ def mean_certified_radius(
     return float(np.where(correct, np.maximum(radii_, 0), 0).mean()) if len(correct) else float("nan")
 
 
+def abstention_rate(predictions: Sequence[int | None]) -> float:
+    """Fraction of examples on which the smoothed classifier abstained (None)."""
+    return float(np.mean([p is None for p in predictions])) if len(predictions) else float("nan")
+
+
 def summarize_certification(
     labels: Sequence[int],
     predictions: Sequence[int | None],
@@ -46,14 +51,14 @@ def summarize_certification(
 ) -> dict:
     """Clean accuracy of the smoothed classifier, abstention rate, certified accuracy at every radius
     from 0 to ``max_radius`` (default: the largest radius reached), and the mean certified radius."""
-    correct, abstained, radius = _arrays(labels, predictions, radii)
+    correct, _, radius = _arrays(labels, predictions, radii)
     if not len(correct):
         raise ValueError("Cannot summarize an empty certification run.")
     top = int(radius.max(initial=0)) if max_radius is None else max_radius
     return {
         "num_examples": int(len(correct)),
         "clean_accuracy": float(correct.mean()),
-        "abstention_rate": float(abstained.mean()),
+        "abstention_rate": abstention_rate(predictions),
         "certified_accuracy": {str(r): certified_accuracy(labels, predictions, radii, r) for r in range(top + 1)},
         "mean_certified_radius": mean_certified_radius(labels, predictions, radii),
     }
@@ -75,12 +80,12 @@ def summarize_attack(labels: Sequence[int], predictions: Sequence[int | None], t
         raise ValueError("Cannot summarize an attack on an empty triggered set.")
     if target_label in set(np.asarray(labels).tolist()):
         raise ValueError(f"The triggered set holds examples of the target label {target_label}; drop them first.")
-    correct, abstained, _ = _arrays(labels, predictions, [None] * len(predictions))
+    correct, _, _ = _arrays(labels, predictions, [None] * len(predictions))
     return {
         "num_examples": int(len(labels)),
         "attack_success_rate": attack_success_rate(predictions, target_label),
         "poisoned_accuracy": float(correct.mean()),
-        "abstention_rate": float(abstained.mean()),
+        "abstention_rate": abstention_rate(predictions),
     }
 
 
