@@ -32,6 +32,7 @@ from transformers.trainer import logger as trainer_logger
 from transformers.utils import logging
 
 from .config import FRSConfig
+from .evaluation.metrics import abstention_rate, certified_accuracy
 from .randomize import collate, randomize, segment, unit_rates
 from .utils import derive_seed
 from .weight_noise import WeightNoise, select_parameters
@@ -385,14 +386,14 @@ class FRSTrainer(Trainer):
         n = self.args.frs_eval_n
         with _progress_bars(not self.args.disable_tqdm):
             results = self.smoothed_model().certify(texts, n=n, sequential=True, sequential_first=n)
-        votes = np.array([np.argmax(r.counts) for r in results])
-        radius = np.array([-1 if r.radius is None else r.radius for r in results])
+        votes = [int(np.argmax(r.counts)) for r in results]
+        answers, radii = [r.label for r in results], [r.radius for r in results]
         metrics = {
-            f"{metric_key_prefix}_smoothed_accuracy": float((votes == labels).mean()),
-            f"{metric_key_prefix}_smoothed_abstain": float(np.mean([r.abstained for r in results])),
+            f"{metric_key_prefix}_smoothed_accuracy": certified_accuracy(labels, votes, [0] * len(votes), 0),
+            f"{metric_key_prefix}_smoothed_abstain": abstention_rate(answers),
         }
         for r in (0, 1, 2):
-            metrics[f"{metric_key_prefix}_certified_accuracy_r{r}"] = float(((votes == labels) & (radius >= r)).mean())
+            metrics[f"{metric_key_prefix}_certified_accuracy_r{r}"] = certified_accuracy(labels, answers, radii, r)
         return metrics
 
     def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test", smoothed: bool = False):
@@ -413,10 +414,11 @@ class FRSTrainer(Trainer):
         with _progress_bars(not self.args.disable_tqdm):
             results = self.smoothed_model().predict(texts)
         shares = np.array([np.asarray(r.counts) / sum(r.counts) for r in results])
-        metrics = {f"{metric_key_prefix}_smoothed_abstain": float(np.mean([r.abstained for r in results]))}
-        if labels is not None:
-            answers = np.array([-1 if r.label is None else r.label for r in results])
-            metrics[f"{metric_key_prefix}_smoothed_accuracy"] = float((answers == labels).mean())
+        answers = [r.label for r in results]
+        metrics = {f"{metric_key_prefix}_smoothed_abstain": abstention_rate(answers)}
+        if labels is not None:  # an abstention counts as wrong
+            accuracy = certified_accuracy(labels, answers, [0] * len(answers), 0)
+            metrics[f"{metric_key_prefix}_smoothed_accuracy"] = accuracy
         metrics.update(speed_metrics(metric_key_prefix, start, num_samples=len(texts)))
         self.log(metrics)
         return PredictionOutput(predictions=shares, label_ids=labels, metrics=metrics)
