@@ -139,7 +139,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"{num_labels} (ids 0-{num_labels - 1}): clean and attack success rates would be meaningless."
         )
     tokenizer = AutoTokenizer.from_pretrained(path)
-    frs_config = (FRSConfig.from_pretrained(path) or FRSConfig()).replace(**_set_fields(FRSConfig, args))
+    frs_config = (FRSConfig.from_pretrained(path, missing_ok=True) or FRSConfig()).replace(
+        **_set_fields(FRSConfig, args)
+    )
     shared = {"frs_config": frs_config}
     if "strip" in names:  # held-out clean texts from the training split: never the test texts
         if "train" not in data or args.split == "train":

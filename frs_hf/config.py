@@ -326,8 +326,14 @@ class FRSConfig:
         return path
 
     @classmethod
-    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **hub_kwargs: Any) -> FRSConfig | None:
-        """Read ``frs_config.json`` from a local directory or a Hub repo; ``None`` when there is none."""
+    def from_pretrained(
+        cls, path_or_repo_id: str | os.PathLike, *, missing_ok: bool = False, **hub_kwargs: Any
+    ) -> FRSConfig | None:
+        """Read ``frs_config.json`` from a local directory or a Hub repo.
+
+        A checkpoint without one raises ``FileNotFoundError``, or, with ``missing_ok=True``, gives ``None`` (a
+        plain classifier, which the smoothed wrapper then runs at the defaults).
+        """
         from transformers.utils import cached_file
 
         resolved = cached_file(
@@ -338,7 +344,12 @@ class FRSConfig:
             **hub_kwargs,
         )
         if resolved is None:
-            return None
+            if missing_ok:
+                return None
+            raise FileNotFoundError(
+                f"No {CONFIG_NAME} in {path_or_repo_id}: it holds no FRS settings (a plain checkpoint?). Build an "
+                "FRSConfig(...) yourself, or pass missing_ok=True to get None."
+            )
         try:
             with open(resolved, encoding="utf-8") as f:
                 data = json.load(f)

@@ -169,7 +169,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             )
             tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
         if frs_config is None:
-            frs_config = FRSConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+            frs_config = FRSConfig.from_pretrained(pretrained_model_name_or_path, missing_ok=True, **hub_kwargs)
         return cls(model, tokenizer, frs_config)
 
     def save_pretrained(

@@ -71,7 +71,9 @@ class FRSPipeline(Pipeline):
             frs_config = FRSConfig.from_dict(frs_config)
         if frs_config is None and model.name_or_path:
             try:
-                frs_config = FRSConfig.from_pretrained(model.name_or_path, local_files_only=local_files_only)
+                frs_config = FRSConfig.from_pretrained(
+                    model.name_or_path, missing_ok=True, local_files_only=local_files_only
+                )
             except OSError as err:  # e.g. a model object whose source folder is gone
                 logger.warning(f"No frs_config.json read from {model.name_or_path} ({err}); using FRSConfig defaults.")
         # Built before Pipeline.__init__, which validates the init-time parameters against it.

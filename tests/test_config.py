@@ -68,9 +68,11 @@ def test_save_and_load_pretrained(tmp_path):
     assert FRSConfig.from_pretrained(str(tmp_path / "ckpt")) == config
 
 
-def test_from_pretrained_without_config_returns_none(tmp_path):
+def test_from_pretrained_without_config_raises_unless_missing_ok(tmp_path):
     (tmp_path / "config.json").write_text("{}", encoding="utf-8")  # a model dir without frs_config.json
-    assert FRSConfig.from_pretrained(tmp_path) is None
+    with pytest.raises(FileNotFoundError, match="No frs_config.json in"):
+        FRSConfig.from_pretrained(tmp_path)
+    assert FRSConfig.from_pretrained(tmp_path, missing_ok=True) is None
 
 
 @pytest.mark.parametrize(
