@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from .config import FRSConfig
 from .packaged import PACKAGED_MODELS, resolve_model
 
-PACKAGED_MODEL = "packaged:minilm"
-
 
 def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
     """One ``--flag`` per scalar field of the dataclass ``cls``, with the field's help text; unset flags

@@ -23,7 +23,7 @@ from .certify import Certificate, certify_from_counts, look_schedule, predict_fr
 from .config import FRSConfig
 from .fuzzing import FuzzingResult, Query, area_mask, calibrate_min_kl, find_area, memoize, original_sequence
 from .packaged import resolve_model
-from .randomize import CopyStream, Span, TextUnits, check_texts, collate, segment, unit_rates
+from .randomize import CopyStream, Span, TextUnits, check_texts, collate, pad_token_id, segment, unit_rates
 from .utils import fresh_seed
 from .weight_noise import WeightNoise, inference_view
 
@@ -91,10 +91,12 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             )
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer; FRS needs character offsets.")
-        if tokenizer.pad_token_id is None:  # decoder models: pad with EOS, as HF examples do
-            tokenizer.pad_token = tokenizer.eos_token
+        # Decoders without a pad token pad with EOS, as HF examples do; the caller's tokenizer is left as it is.
+        self.pad_token_id = pad_token_id(tokenizer)
         if getattr(model.config, "pad_token_id", None) is None:
-            model.config.pad_token_id = tokenizer.pad_token_id
+            # A decoder's classification head finds each sequence's last token through config.pad_token_id.
+            logger.info(f"Setting model.config.pad_token_id = {self.pad_token_id} (it was None) to classify batches.")
+            model.config.pad_token_id = self.pad_token_id
         self.model = model
         self.tokenizer = tokenizer
         self.frs_config = config or FRSConfig()
@@ -498,7 +500,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         """One padded batch through ``model`` (default: the base model in eval mode; the caller
         sets inference mode), on the model's device, under ``dtype`` autocast when given."""
         model = model if model is not None else inference_view(self.model)
-        inputs = collate(sequences, self.tokenizer.pad_token_id)
+        inputs = collate(sequences, self.pad_token_id)
         device = self.device
         with torch.autocast(device.type, dtype=getattr(torch, dtype or "float32"), enabled=dtype is not None):
             return model(**{k: v.to(device) for k, v in inputs.items()}).logits

@@ -273,6 +273,14 @@ def _assemble(units: TextUnits, rows: list[np.ndarray], draws: np.ndarray, dedup
     return RandomizedCopies(sequences=sequences, draws=keys[:, 0], inverse=inverse)
 
 
+def pad_token_id(tokenizer) -> int:
+    """The id that pads batches: the tokenizer's pad token, else its EOS token (decoders)."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad is None:
+        raise ValueError(f"{type(tokenizer).__name__} has neither a pad nor an EOS token to pad batches with.")
+    return pad
+
+
 def collate(sequences: Sequence[np.ndarray], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Right-pad token sequences to the longest one in the batch."""
     lengths = np.array([len(s) for s in sequences])

@@ -374,6 +374,17 @@ def test_autocast_dtype_runs_the_model_in_that_precision(smoothed, dtype, monkey
         smoothed.certify(SHORT, autocast_dtype="int8")
 
 
+def test_wrapping_leaves_the_callers_tokenizer_alone(tiny_sentiment_model, tokenizer):
+    import copy
+
+    no_pad = copy.deepcopy(tokenizer)
+    no_pad.pad_token = None
+    no_pad.eos_token = "[SEP]"  # a decoder-style tokenizer: EOS, no pad
+    smoothed = SmoothedModelForSequenceClassification.from_model(tiny_sentiment_model, no_pad, FRSConfig(seed=0))
+    assert no_pad.pad_token is None and smoothed.pad_token_id == no_pad.eos_token_id
+    assert smoothed.certify(SHORT, n0=10, n=40)[0].counts  # batches pad with EOS
+
+
 def test_certify_memory_does_not_grow_with_n(smoothed):
     """A 3,000-word text: n = 20,000 needs little more memory than n = 1,000 (copies go in bounded rounds)."""
     import tracemalloc

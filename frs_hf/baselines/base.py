@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..randomize import check_texts, collate
+from ..randomize import check_texts, collate, pad_token_id
 
 
 @dataclass(frozen=True)
@@ -63,14 +63,6 @@ def token_limit(model, tokenizer, max_length: int | None = None) -> int:
     if not isinstance(max_length, int) or max_length < 3:
         raise ValueError(f"max_length must be an integer >= 3 or None, got {max_length!r}.")
     return max_length
-
-
-def pad_token_id(tokenizer) -> int:
-    """The id that pads batches: the tokenizer's pad token, else its EOS token (decoders)."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad is None:
-        raise ValueError(f"{type(tokenizer).__name__} has neither a pad nor an EOS token to pad batches with.")
-    return pad
 
 
 @torch.inference_mode()
