@@ -21,9 +21,10 @@ from transformers.utils import PushToHubMixin, cached_file, logging
 
 from .certify import Certificate, certify_from_counts, look_schedule, predict_from_counts, sequential_look
 from .config import FRSConfig
+from .forward import forward_sequences, token_limit
 from .fuzzing import FuzzingResult, Query, area_mask, calibrate_min_kl, find_area, memoize, original_sequence
 from .packaged import resolve_model
-from .randomize import CopyStream, Span, TextUnits, check_texts, collate, pad_token_id, segment, unit_rates
+from .randomize import CopyStream, Span, TextUnits, check_texts, pad_token_id, segment, unit_rates
 from .utils import fresh_seed
 from .weight_noise import WeightNoise, inference_view
 
@@ -246,16 +247,8 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         return next(self.model.parameters()).device
 
     def max_length(self, config: FRSConfig | None = None) -> int:
-        config = config or self.frs_config
-        limit = min(
-            self.tokenizer.model_max_length,
-            getattr(self.model.config, "max_position_embeddings", None) or 10**9,
-        )
-        if config.max_length is None:
-            return min(limit, 512)
-        if config.max_length > limit:
-            raise ValueError(f"FRSConfig.max_length={config.max_length} exceeds the model's limit of {limit} tokens.")
-        return config.max_length
+        """Tokens one randomized copy may hold: ``config.max_length``, else the model's limit (at most 512)."""
+        return token_limit(self.model, self.tokenizer, (config or self.frs_config).max_length)
 
     # Public API ----------------------------------------------------------------------------------
     def certify(
@@ -479,31 +472,21 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
     def _classify(
         self, sequences: list[np.ndarray], draws: np.ndarray, config: FRSConfig, noise: WeightNoise
     ) -> np.ndarray:
-        """Predicted class of each sequence: grouped by weight draw, sorted by length, padded per batch.
-        Each draw runs on its own :func:`~frs_hf.weight_noise.inference_view`, so the model is never written
-        to (threads may share it)."""
-        order = np.lexsort((np.array([len(s) for s in sequences], dtype=np.int64), draws))
-        flat = np.empty(len(sequences), dtype=np.int64)
-        with torch.inference_mode():
-            for draw in np.unique(draws):
-                group = order[draws[order] == draw]
-                model = inference_view(self.model, noise.noisy_parameters(int(draw)))
-                for b in range(0, len(group), config.batch_size):
-                    batch = group[b : b + config.batch_size]
-                    logits = self._logits([sequences[k] for k in batch], model, config.autocast_dtype)
-                    flat[batch] = logits.argmax(dim=-1).cpu().numpy()
-        return flat
-
-    def _logits(
-        self, sequences: Sequence[np.ndarray], model: nn.Module | None = None, dtype: str | None = None
-    ) -> torch.Tensor:
-        """One padded batch through ``model`` (default: the base model in eval mode; the caller
-        sets inference mode), on the model's device, under ``dtype`` autocast when given."""
-        model = model if model is not None else inference_view(self.model)
-        inputs = collate(sequences, self.pad_token_id)
-        device = self.device
-        with torch.autocast(device.type, dtype=getattr(torch, dtype or "float32"), enabled=dtype is not None):
-            return model(**{k: v.to(device) for k, v in inputs.items()}).logits
+        """Predicted class of each sequence, one weight draw at a time. Each draw runs on its own
+        :func:`~frs_hf.weight_noise.inference_view`, so the model is never written to (threads may share it)."""
+        classes = np.empty(len(sequences), dtype=np.int64)
+        for draw in np.unique(draws):
+            group = np.flatnonzero(draws == draw)
+            model = inference_view(self.model, noise.noisy_parameters(int(draw)))
+            classes[group] = forward_sequences(
+                model,
+                [sequences[k] for k in group],
+                self.pad_token_id,
+                lambda output, _: output.logits.argmax(dim=-1),
+                batch_size=config.batch_size,
+                dtype=config.autocast_dtype,
+            )
+        return classes
 
     def find_area(
         self,
@@ -543,15 +526,16 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         """Class probabilities of token sequences under the clean (noise-free) base model, in
         batches of ``config.batch_size``: what the fuzzing search queries."""
         config = config or self.frs_config
-        batch_size, dtype = config.batch_size, config.autocast_dtype
 
         def query(sequences: list[np.ndarray]) -> np.ndarray:
-            probs, model = [], inference_view(self.model)
-            with torch.inference_mode():
-                for b in range(0, len(sequences), batch_size):
-                    logits = self._logits(sequences[b : b + batch_size], model, dtype)
-                    probs.append(logits.float().softmax(-1).cpu().numpy())
-            return np.concatenate(probs)
+            return forward_sequences(
+                self.model,
+                sequences,
+                self.pad_token_id,
+                lambda output, _: output.logits.float().softmax(-1),
+                batch_size=config.batch_size,
+                dtype=config.autocast_dtype,
+            )
 
         return query
 

@@ -441,6 +441,23 @@ class FRSTrainer(Trainer):
         if self.args.should_save:
             self.frs_config.save_pretrained(output_dir or self.args.output_dir)
 
+    def create_model_card(self, model_name: str | None = None, tags: str | list[str] | None = None, **kwargs) -> None:
+        """The FRS model card (settings, what the certificate says, results) instead of the Trainer's generic one,
+        so that ``trainer.push_to_hub()`` publishes what ``SmoothedModelForSequenceClassification.push_to_hub``
+        does. The Trainer's other card arguments (language, datasets...) are not used."""
+        if not self.is_world_process_zero():
+            return
+        from .hub import model_card
+
+        smoothed = self.smoothed_model()
+        card = model_card(
+            smoothed,
+            smoothed.certification_results,
+            repo_id=self.hub_model_id,
+            tags=[tags] if isinstance(tags, str) else tags,
+        )
+        card.save(os.path.join(self.args.output_dir, "README.md"))
+
     def smoothed_model(self):
         """The model being trained, wrapped for certification with the training's FRS settings."""
         from .modeling import SmoothedModelForSequenceClassification

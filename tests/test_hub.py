@@ -1,7 +1,7 @@
 """Sharing a smoothed model on the Hub: the push, the model card, and loading back from a Hub cache.
 
-The Hub cannot be reached from the test machines. The push test replaces the two network calls
-(``HfApi.create_repo`` and ``HfApi.create_commit``) and records the commit operations; the load
+The Hub cannot be reached from the test machines. The push tests replace the network calls
+(``HfApi.create_repo``, ``HfApi.create_commit`` and the card's YAML check) and record the commit operations; the load
 test serves exactly those committed files from a local Hub cache, read by a fresh process with
 ``HF_HUB_OFFLINE=1``. Everything between those boundaries is the real code path.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard
+from huggingface_hub import hf_api as hf_api_module
 from huggingface_hub.hf_api import CommitInfo, RepoUrl
 
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
@@ -55,10 +56,13 @@ def smoothed(tiny_sentiment_model, tokenizer):
     return model
 
 
-@pytest.fixture(scope="module")
-def pushed(smoothed):
-    """Push ``smoothed``; returns the arguments of the one ``create_commit`` and the bytes of every file."""
+def hub_boundary(mp: pytest.MonkeyPatch) -> dict:
+    """Replace the network calls (``HfApi.create_repo``, ``HfApi.create_commit``) by recorders; the card's
+    YAML, which ``upload_folder`` (the Trainer's path) sends to the Hub for validation, is parsed here."""
     calls: dict = {"create_repo": [], "create_commit": []}
+
+    def validate_yaml(self, content, **kwargs):
+        ModelCard(content)  # raises on a card whose metadata does not parse
 
     def create_repo(self, repo_id, **kwargs):
         calls["create_repo"].append(repo_id)
@@ -79,9 +83,20 @@ def pushed(smoothed):
             oid=COMMIT,
         )
 
+    mp.setattr(HfApi, "create_repo", create_repo)
+    mp.setattr(HfApi, "create_commit", create_commit)
+    mp.setattr(HfApi, "_validate_yaml", validate_yaml)
+    # upload_folder (the Trainer's path) streams through hf_xet when installed; without it, the one commit
+    # goes through create_commit like every other push.
+    mp.setattr(hf_api_module, "is_xet_available", lambda: False)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def pushed(smoothed):
+    """Push ``smoothed``; returns the arguments of the one ``create_commit`` and the bytes of every file."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(HfApi, "create_repo", create_repo)
-        mp.setattr(HfApi, "create_commit", create_commit)
+        calls = hub_boundary(mp)
         info = smoothed.push_to_hub(REPO_ID, tags=["sentiment"])
     assert calls["create_repo"] == [REPO_ID] and len(calls["create_commit"]) == 1
     return {"info": info, **calls["create_commit"][0]}
@@ -239,3 +254,38 @@ def test_save_pretrained_writes_the_card(smoothed, tmp_path):
     assert "| certified accuracy at radius 0 | 33.3% |" in (tmp_path / "override" / "README.md").read_text()
     # The checkpoint stays a plain transformers one next to the card.
     assert {"model.safetensors", "config.json", "frs_config.json", "README.md"} <= set(os.listdir(tmp_path / "with"))
+
+
+def test_trainer_push_to_hub_publishes_the_frs_repo(smoothed, tokenizer, tmp_path):
+    """``FRSTrainer.push_to_hub`` (same simulated boundary) commits the FRS card and settings that
+    ``SmoothedModelForSequenceClassification.push_to_hub`` commits, not the Trainer's generic card."""
+    from transformers import DataCollatorWithPadding
+
+    from frs_hf import FRSTrainer, FRSTrainingArguments
+
+    args = FRSTrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        use_cpu=True,
+        report_to=[],
+        hub_model_id=REPO_ID,
+        frs_eval_n=0,
+        frs_omega_low=SETTINGS.omega_low,
+        frs_omega_high=SETTINGS.omega_high,
+        frs_weight_noise_sigma=SETTINGS.weight_noise_sigma,
+        frs_config=SETTINGS,
+        save_strategy="no",
+    )
+    trainer = FRSTrainer(
+        smoothed.model, args, data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        calls = hub_boundary(mp)
+        trainer.push_to_hub(tags=["sentiment"])
+        direct = SmoothedModelForSequenceClassification.from_model(smoothed.model, tokenizer, trainer.frs_config)
+        direct.push_to_hub(REPO_ID, tags=["sentiment"])
+    via_trainer, via_model = (c["files"] for c in calls["create_commit"])
+    assert {"model.safetensors", "config.json", "tokenizer.json", "frs_config.json", "README.md"} <= set(via_trainer)
+    assert via_trainer["frs_config.json"] == via_model["frs_config.json"]
+    assert via_trainer["README.md"] == via_model["README.md"]
+    data = ModelCard(via_trainer["README.md"].decode()).data
+    assert data.library_name == LIBRARY_NAME and "sentiment" in data.tags

@@ -8,14 +8,14 @@ radius. ``indices`` seed each example's randomness, so results do not depend on 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
-import torch
 
-from ..randomize import check_texts, collate, pad_token_id
+from ..forward import forward_sequences, token_limit
+from ..randomize import check_texts, pad_token_id
 
 
 @dataclass(frozen=True)
@@ -48,57 +48,6 @@ class Defense(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
-
-
-def token_limit(model, tokenizer, max_length: int | None = None) -> int:
-    """Tokens one model input may hold: ``max_length``, else the smaller of the tokenizer's and the
-    model's limits, at most 512."""
-    limit = min(
-        getattr(tokenizer, "model_max_length", None) or 512,
-        getattr(model.config, "max_position_embeddings", None) or 512,
-        512,
-    )
-    if max_length is None:
-        return limit
-    if not isinstance(max_length, int) or max_length < 3:
-        raise ValueError(f"max_length must be an integer >= 3 or None, got {max_length!r}.")
-    return max_length
-
-
-@torch.inference_mode()
-def forward_sequences(
-    model,
-    sequences: Sequence[np.ndarray],
-    pad_id: int,
-    reduce: Callable[[Any, dict[str, torch.Tensor]], torch.Tensor],
-    *,
-    batch_size: int = 64,
-) -> np.ndarray:
-    """``reduce(model_output, inputs)`` for every token sequence, in the order given.
-
-    Sequences are sorted by length and right-padded per batch (`collate`), so padding costs little;
-    ``reduce`` maps one batch to a ``[batch, ...]`` tensor (class probabilities, per-sequence NLL...).
-    """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    order = np.argsort([len(s) for s in sequences], kind="stable")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    parts = []
-    try:
-        for start in range(0, len(order), batch_size):
-            inputs = collate([sequences[i] for i in order[start : start + batch_size]], pad_id)
-            inputs = {k: v.to(device) for k, v in inputs.items()}
-            parts.append(reduce(model(**inputs), inputs).float().cpu().numpy())
-    finally:
-        model.train(was_training)
-    if not parts:
-        return np.empty((0,), np.float32)
-    out = np.concatenate(parts)
-    result = np.empty_like(out)
-    result[order] = out
-    return result
 
 
 def class_probabilities(
