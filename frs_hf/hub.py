@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .certify import levenshtein_radius, vote_bounds
+from .certify import levenshtein_radius, look_alphas, look_schedule, simultaneous_bounds, vote_bounds
 from .config import FRSConfig
 
 if TYPE_CHECKING:
@@ -163,8 +163,21 @@ def _settings(config: FRSConfig, num_labels: int) -> str:
         ("`omega_high`", f"{config.omega_high:g}", "deletion probability of a word inside the vulnerable area"),
         ("`fuzzing`", fuzzing, "search of each input's vulnerable area before smoothing"),
         ("`weight_noise_*`", noise, "Gaussian noise on the top layers' weights at inference"),
-        ("`n0`", str(config.n0), "copies used to pick the candidate class"),
-        ("`n`", str(config.n), "fresh copies used to bound its probability"),
+        *(
+            [
+                (
+                    "`sequential`",
+                    f"on: looks after {', '.join(map(str, _looks(config)))} copies",
+                    "stops once the certificate is decided; `alpha` is split across the looks and the classes",
+                ),
+                ("`n`", str(config.n), "the most copies drawn per input"),
+            ]
+            if config.sequential
+            else [
+                ("`n0`", str(config.n0), "copies used to pick the candidate class"),
+                ("`n`", str(config.n), "fresh copies used to bound its probability"),
+            ]
+        ),
         ("`alpha`", f"{config.alpha:g}", "failure probability of each certificate"),
         ("`max_length`", str(config.max_length or "model limit, at most 512"), "tokens per copy, after deletion"),
         (
@@ -322,11 +335,18 @@ def _changed_settings(used: Mapping[str, Any] | None, config: FRSConfig) -> list
     return [f"`{k}={v!r}`" for k, v in sorted(used.items()) if k in current and current[k] != v]
 
 
+def _looks(config: FRSConfig) -> list[int]:
+    return look_schedule(min(config.sequential_first, config.n), config.n)
+
+
 def _radius_ceiling(config: FRSConfig, num_labels: int) -> int:
     """The radius of a unanimous vote: the largest any input can get with these ``n`` and ``alpha``."""
     counts = np.zeros(max(num_labels, 2), dtype=np.int64)
     counts[0] = config.n
-    p_lower, p_upper = vote_bounds(counts, 0, config.alpha)
+    if config.sequential:  # the last look's share of alpha, split over the classes
+        _, p_lower, p_upper = simultaneous_bounds(counts, look_alphas(config.alpha, len(_looks(config)))[-1])
+    else:
+        p_lower, p_upper = vote_bounds(counts, 0, config.alpha)
     return levenshtein_radius(p_lower, p_upper, config.omega_low) or 0
 
 

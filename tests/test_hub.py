@@ -289,3 +289,10 @@ def test_trainer_push_to_hub_publishes_the_frs_repo(smoothed, tokenizer, tmp_pat
     assert via_trainer["README.md"] == via_model["README.md"]
     data = ModelCard(via_trainer["README.md"].decode()).data
     assert data.library_name == LIBRARY_NAME and "sentiment" in data.tags
+
+
+def test_model_card_of_a_sequential_config_says_how_it_stops():
+    card = str(model_card(FRSConfig(omega_low=0.8, sequential=True, sequential_first=250)))
+    assert "| `sequential` | on: looks after 250, 500, 1000 copies |" in card
+    assert "| `n` | 1000 | the most copies drawn per input |" in card and "| `n0` |" not in card
+    assert "| `n0` | 100 |" in str(model_card(FRSConfig(omega_low=0.8)))
