@@ -166,12 +166,15 @@ class FRSConfig:
         ),
     )
     # Monte Carlo certification
-    n0: int = field(default=100, metadata=_help("Randomized copies used to pick the candidate class."))
+    n0: int = field(
+        default=100,
+        metadata=_help("With sequential=False: randomized copies used to pick the candidate class (at most n)."),
+    )
     n: int = field(
         default=1000,
         metadata=_help(
-            "Fresh randomized copies used to bound the candidate's probability (at least n0 and weight_noise_draws); "
-            "with sequential, the most that are drawn."
+            "Randomized copies used to bound the candidate's probability (at least weight_noise_draws): with "
+            "sequential, the most that are drawn; without, the fresh copies after the n0 selection copies."
         ),
     )
     alpha: float = field(
@@ -179,11 +182,12 @@ class FRSConfig:
         metadata=_help("Failure probability of the certificate (one-sided Clopper-Pearson level)."),
     )
     sequential: bool = field(
-        default=False,
+        default=True,
         metadata=_help(
             "Look at the votes after sequential_first, 2x, 4x ... copies up to n and stop as soon as the certificate "
             "is decided (proven, or out of reach). alpha is split across the looks, so the 1 - alpha guarantee holds "
-            "exactly; n0 is not used (the candidate is the top class of the counted copies)."
+            "exactly; n0 is not used (the candidate is the top class of the counted copies). False: Cohen et al.'s "
+            "fixed n0 + n, a little more power at rates that certify edits, for 2-7x the forwards."
         ),
     )
     sequential_first: int = field(default=100, metadata=_help("Copies counted at the first sequential look."))

@@ -259,7 +259,8 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         indices: Sequence[int] | None = None,
         **overrides: Any,
     ) -> FRSResult | list[FRSResult]:
-        """Certify each text: the class chosen on ``n0`` copies, bounded on ``n`` fresh copies.
+        """Certify each text: sequential looks at up to ``n`` copies (or, with ``sequential=False``, the class
+        chosen on ``n0`` copies and bounded on ``n`` fresh ones).
 
         ``areas`` gives, per text, word-unit spans ``(start, end)`` that get ``omega_high``;
         ``indices`` the example indices that seed the randomness (default ``0..len-1``).

@@ -85,7 +85,9 @@ def test_no_defense_is_the_plain_argmax(planted_trigger_model, tokenizer):
 
 @pytest.fixture(scope="module")
 def smoothed(planted_trigger_model, tokenizer):
-    return SmoothedModelForSequenceClassification.from_model(planted_trigger_model, tokenizer, FRSConfig(n0=20, n=200))
+    return SmoothedModelForSequenceClassification.from_model(
+        planted_trigger_model, tokenizer, FRSConfig(n0=20, n=200, sequential=False)
+    )
 
 
 def test_smoothing_defenses_set_their_config(smoothed):

@@ -31,6 +31,7 @@ def test_certify_prints_one_json_result_per_text(capsys, tmp_path):
             "--omega-low",
             "0.3",
             "--no-deduplicate",
+            "--no-sequential",
         ]
     )
     assert code == 0

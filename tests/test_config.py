@@ -84,7 +84,7 @@ def test_from_pretrained_without_config_raises_unless_missing_ok(tmp_path):
         ({"omega_low": 0.5, "omega_high": 0.4}, "omega_low"),
         ({"alpha": 0.0}, "alpha"),
         ({"alpha": 1.0}, "alpha"),
-        ({"n0": 200, "n": 100}, "n0"),
+        ({"n0": 200, "n": 100, "sequential": False}, "n0"),
         ({"n": 0}, "n"),
         ({"batch_size": 0}, "batch_size"),
         ({"n0": 5, "n": 10, "weight_noise_draws": 11}, "weight_noise_draws"),
@@ -121,7 +121,8 @@ def test_replace_returns_validated_copy():
     assert (config.alpha, config.n) == (FRSConfig().alpha, FRSConfig().n)  # original untouched
     assert changed.omega_low == config.omega_low
     with pytest.raises(ValueError, match=r"\bn0\b"):
-        config.replace(n0=5000)
+        config.replace(n0=5000, sequential=False)
+    assert config.replace(n0=5000).n0 == 5000  # sequential looks draw no selection copies
 
 
 def test_replace_unknown_field_is_type_error():

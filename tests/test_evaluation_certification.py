@@ -15,7 +15,7 @@ from datasets import Dataset
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
 from frs_hf.evaluation import certify_dataset, summarize_certification
 
-SETTINGS = dict(n0=10, n=60, seed=0)
+SETTINGS = dict(n0=10, n=60, seed=0, sequential=False)
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ def smoothed(backdoored_tiny_model, tokenizer):
         # below the default fuzzing_min_kl tuned on MiniLM (see docs/fuzzing.md).
         backdoored_tiny_model,
         tokenizer,
-        FRSConfig(fuzzing=True, n0=20, n=200, fuzzing_min_kl=0.2, seed=0),
+        FRSConfig(fuzzing=True, n0=20, n=200, fuzzing_min_kl=0.2, seed=0, sequential=False),
     )
 
 

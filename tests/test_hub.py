@@ -46,6 +46,7 @@ SETTINGS = FRSConfig(
     n0=20,
     n=200,
     seed=0,
+    sequential=False,
 )
 
 
@@ -295,4 +296,4 @@ def test_model_card_of_a_sequential_config_says_how_it_stops():
     card = str(model_card(FRSConfig(omega_low=0.8, sequential=True, sequential_first=250)))
     assert "| `sequential` | on: looks after 250, 500, 1000 copies |" in card
     assert "| `n` | 1000 | the most copies drawn per input |" in card and "| `n0` |" not in card
-    assert "| `n0` | 100 |" in str(model_card(FRSConfig(omega_low=0.8)))
+    assert "| `n0` | 100 |" in str(model_card(FRSConfig(omega_low=0.8, sequential=False)))

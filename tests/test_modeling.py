@@ -24,7 +24,7 @@ SHORT = ["a gripping , beautifully acted film", "dull and tedious", "the plot is
 @pytest.fixture
 def smoothed(tiny_sentiment_model, tokenizer):
     return SmoothedModelForSequenceClassification.from_model(
-        tiny_sentiment_model, tokenizer, FRSConfig(n0=20, n=200, omega_low=0.3, seed=0)
+        tiny_sentiment_model, tokenizer, FRSConfig(n0=20, n=200, omega_low=0.3, seed=0, sequential=False)
     )
 
 

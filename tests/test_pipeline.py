@@ -15,7 +15,7 @@ import frs_hf
 from frs_hf import FRSConfig, FRSPipeline, SmoothedModelForSequenceClassification
 from frs_hf.pipeline import TASK, text_index
 
-CONFIG = FRSConfig(n0=10, n=50, seed=3, omega_low=0.3)
+CONFIG = FRSConfig(n0=10, n=50, seed=3, omega_low=0.3, sequential=False)
 TEXTS = [
     "a gripping , beautifully acted film",
     "dull and tedious",
@@ -174,8 +174,8 @@ def test_fuzzing_forwards_are_counted(certifier):
 
 def test_settings_priority(saved_path):
     assert pipeline(TASK, model=saved_path).frs_config == CONFIG  # frs_config.json
-    pipe = pipeline(TASK, model=saved_path, frs_config=FRSConfig(n0=4, n=16))
-    assert pipe.frs_config == FRSConfig(n0=4, n=16)
+    pipe = pipeline(TASK, model=saved_path, frs_config=FRSConfig(n0=4, n=16, sequential=False))
+    assert pipe.frs_config == FRSConfig(n0=4, n=16, sequential=False)
     assert pipe(TEXTS[0])["num_copies"] == 20
     pipe = pipeline(TASK, model=saved_path, n=40, top_k=None)  # pipeline(...) kwargs: new defaults
     assert pipe.frs_config == CONFIG.replace(n=40)
@@ -185,8 +185,8 @@ def test_settings_priority(saved_path):
 
 
 def test_packaged_minilm(minilm_path):
-    pipe = pipeline(TASK, model=minilm_path, model_kwargs={"num_labels": 2}, n0=5, n=20)
-    assert pipe.frs_config == FRSConfig(n0=5, n=20)  # no frs_config.json: the defaults
+    pipe = pipeline(TASK, model=minilm_path, model_kwargs={"num_labels": 2}, n0=5, n=20, sequential=False)
+    assert pipe.frs_config == FRSConfig(n0=5, n=20, sequential=False)  # no frs_config.json: the defaults
     for out in pipe(TEXTS[:2], top_k=None):
         assert set(out) == FIELDS | {"scores"}
         assert out["label"] in ("LABEL_0", "LABEL_1", None)
