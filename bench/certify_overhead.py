@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         n0=args.n0,
         batch_size=args.batch_size,
         seed=args.seed,
+        sequential=False,  # every sentence gets its n0 + n copies: the overhead per forward is what is measured
     )
     smoothed = SmoothedModelForSequenceClassification(model, tokenizer, config)
     texts = load_sentences(args.num_sentences, args.seed)

@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 n0=args.n0,
                 alpha=args.alpha,
                 max_length=args.max_length,
+                sequential=False,  # Cohen et al.'s fixed n0 + n, as in the results files
             )
             if args.weight_noise:  # only when set, so that earlier certificates keep their cache keys
                 config = config.replace(

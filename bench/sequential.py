@@ -90,6 +90,7 @@ def certify_runs(args: argparse.Namespace) -> dict:
         alpha=args.alpha,
         max_length=args.max_length,
         seed=args.seed,
+        sequential=False,
     )
     smoothed = SmoothedModelForSequenceClassification.from_model(model, tokenizer, base)
     ways = {"fixed": base, "sequential": base.replace(sequential=True, sequential_first=args.first)}
