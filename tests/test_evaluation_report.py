@@ -12,7 +12,14 @@ from conftest import synthetic_reviews, triggered_reviews
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
 from frs_hf.baselines.base import NoDefense, class_probabilities
 from frs_hf.baselines.smoothing import UniformDeletionDefense
-from frs_hf.evaluation import BackdoorReport, DefenseRun, evaluate_defenses, mean_interval, proportion_interval
+from frs_hf.evaluation import (
+    BackdoorReport,
+    DefenseRun,
+    evaluate_defenses,
+    mean_interval,
+    plot_report,
+    proportion_interval,
+)
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +116,11 @@ def test_save_writes_markdown_json_and_png(report, tmp_path):
     assert data["table"]["uniform"]["seeds"] == [0, 1] and len(data["runs"]) == 4
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(paths) == {"markdown", "json", "plot"}
+    # What a reader looks at first: labelled axes, and the ASR floor marked next to each ASR bar.
+    left, right = plot_report(report, tmp_path / "again.png").axes
+    assert left.get_xlabel() and left.get_ylabel() and right.get_ylabel()
+    labels = [t.get_text() for t in right.get_legend().get_texts()]
+    assert set(labels) == {"CA", "ASR", "abstained", "ASR floor"}
 
 
 def _same(a: dict, b: dict) -> bool:

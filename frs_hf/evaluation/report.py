@@ -372,8 +372,9 @@ def clear_partial(output_dir: str | os.PathLike) -> None:
     shutil.rmtree(os.path.join(output_dir, "partial"), ignore_errors=True)
 
 
-def plot_report(report: BackdoorReport, path: str | os.PathLike) -> None:
-    """Certified accuracy vs radius per certifying defense (left), CA / ASR / abstention bars (right)."""
+def plot_report(report: BackdoorReport, path: str | os.PathLike):
+    """Certified accuracy vs radius per certifying defense (left), CA / ASR / abstention bars with each
+    defense's ASR floor marked (right). Returns the (closed) matplotlib figure."""
     try:
         import matplotlib
 
@@ -405,13 +406,19 @@ def plot_report(report: BackdoorReport, path: str | os.PathLike) -> None:
         highs = np.array([table[n][key]["high"] for n in names])
         err = None if np.isnan(lows).all() else np.nan_to_num(np.stack([means - lows, highs - means]))
         right.bar(x + (k - 1) * width, means, width, yerr=err, capsize=3, label=label)
+    # The ASR floor (the same rate on clean non-target texts: what the ASR would be if the trigger did
+    # nothing), as a black tick across each defense's ASR bar.
+    floors = np.array([table[n]["asr_floor"]["mean"] if "asr_floor" in table[n] else np.nan for n in names])
+    if not np.isnan(floors).all():
+        right.hlines(floors, x - width / 2, x + width / 2, colors="black", linewidth=2, label="ASR floor")
     right.set_xticks(x, names, rotation=15)
-    right.set(ylim=(0, 1), ylabel="fraction")
+    right.set(ylim=(0, 1), xlabel="defense", ylabel="fraction of test texts")
     right.set_title("Clean accuracy and attack success")
-    right.legend()
+    right.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return fig
 
 
 def backdoor_test_sets(
