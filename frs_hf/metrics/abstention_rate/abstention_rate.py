@@ -1,32 +1,18 @@
-"""Abstention rate: the share of examples on which the smoothed classifier abstained.
-
-A Hugging Face ``evaluate`` module of ``frs_hf``:
-``evaluate.load(frs_hf.metrics.metric_path('abstention_rate'))`` loads it offline.
-Abstentions are ``-1`` in ``predictions``, missing radii ``-1`` in ``radii``.
-"""
-
-import datasets
-import evaluate
+"""A Hugging Face ``evaluate`` module of ``frs_hf``:
+``evaluate.load(frs_hf.metric_path('abstention_rate'))`` loads it
+offline. Abstentions are ``-1`` in ``predictions``, missing radii ``-1`` in ``radii``."""
 
 from frs_hf.evaluation import metrics
-from frs_hf.metrics import FEATURES, as_answers
 
-_FEATURES = {name: datasets.Value(dtype) for name, dtype in FEATURES.items()}
+# _base as a module, not its class: evaluate loads the first Metric subclass a module's namespace holds.
+from frs_hf.metrics import _base, as_answers
 
 
-class AbstentionRate(evaluate.Metric):
-    def _info(self):
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=__doc__,
-            citation="",
-            inputs_description="predictions, references",
-            features=datasets.Features({**_FEATURES}),
-        )
+class AbstentionRate(_base.FRSMetric):
+    """Abstention rate: the share of examples on which the smoothed classifier abstained."""
+
+    inputs = "predictions, references"
+    with_radii = False
 
     def _compute(self, predictions, references, **_):
-        return {
-            "abstention_rate": metrics.summarize_certification(
-                references, as_answers(predictions), [None] * len(references), 0
-            )["abstention_rate"]
-        }
+        return {"abstention_rate": metrics.abstention_rate(as_answers(predictions))}
