@@ -149,7 +149,9 @@ def test_masking_turns_triggered_predictions_back(planted_trigger_model, tokeniz
 
 
 def test_masking_is_seeded_per_example(planted_trigger_model, tokenizer, triggered):
-    defense = UniformMaskingDefense(planted_trigger_model, tokenizer, rate=0.75, certify=False, n0=10, n=50, alpha=0.5)
+    defense = UniformMaskingDefense(
+        planted_trigger_model, tokenizer, rate=0.75, certify=False, n0=10, n=50, alpha=0.5, seed=3
+    )  # a fixed seed: per-example seeding is what is checked (the default draws fresh randomness per call)
     both = defense.predict(triggered[:2], indices=[5, 7])
     assert defense.predict(triggered[1:2], indices=[7]) == both[1:]
     assert defense.predict(triggered[:2], indices=[5, 7]) == both

@@ -322,7 +322,7 @@ def test_save_smoothed_model_round_trip(tokenizer, data, tmp_path):
     assert loaded.frs_config == trainer.frs_config
     assert loaded.frs_config.n == 200 and loaded.frs_config.weight_noise_sigma == 0.02
     assert_same(weights(loaded.model), weights(trainer.model))
-    assert loaded.certify("a gripping film", n0=20, n=100).num_copies == 120
+    assert loaded.certify("a gripping film", n0=20, n=100, sequential=False).num_copies == 120
 
 
 def test_lora_trains_only_adapters_and_saves_an_adapter(tokenizer, data, tmp_path):
@@ -390,7 +390,7 @@ def test_bf16_mixed_precision_trains(tokenizer, data, tmp_path):
         ({"frs_clean_fraction": 1.5}, "frs_clean_fraction"),
         ({"frs_clean_fraction": -0.5}, "frs_clean_fraction"),
         ({"frs_eval_n": -1}, "frs_eval_n"),
-        ({"frs_config": {"n0": 5, "n": 2}}, "n0"),
+        ({"frs_config": {"n0": 5, "n": 2, "sequential": False}}, "n0"),
     ],
 )
 def test_bad_arguments_name_the_field(tmp_path, overrides, match):

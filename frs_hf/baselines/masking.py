@@ -106,7 +106,10 @@ class UniformMaskingDefense(Defense):
     ) -> None:
         num_masked(1, rate)  # validates the rate
         self.model, self.tokenizer, self.rate, self.certify = model, tokenizer, rate, certify
-        self.config = (config or FRSConfig()).replace(**overrides)
+        # Cohen et al.'s fixed n0 + n: this baseline has no sequential looks.
+        self.config = (config or FRSConfig()).replace(**{"sequential": False, **overrides})
+        if self.config.sequential:
+            raise ValueError("UniformMaskingDefense certifies with a fixed n0 + n; sequential=True is not supported.")
         self.mask_token_id = mask_token_id if mask_token_id is not None else tokenizer.mask_token_id
         if self.mask_token_id is None:
             raise ValueError(
