@@ -132,7 +132,8 @@ def test_build_defense_builds_each_by_name(planted_trigger_model, tokenizer, mon
         for name in DEFENSES
     }
     assert all(type(defense) is DEFENSES[name] for name, defense in built.items())
-    assert built["uniform-masking"].config.replace(seed=None) == config  # the same Monte Carlo budget as FRS
+    # The same Monte Carlo budget as FRS, with Cohen et al.'s fixed n0 + n (masking has no sequential looks).
+    assert built["uniform-masking"].config.replace(seed=None) == config.replace(sequential=False)
     assert (
         built["uniform-deletion"].config.seed == built["frs"].config.seed == built["uniform-masking"].config.seed == 7
     )
