@@ -43,14 +43,14 @@ import checkpoint_poisoning
 import torch
 from backdoor import backdoored_model, fresh_minilm, poisoning_splits
 from checkpoint_poisoning import Recipe, default_attack_kwargs, poisoned_victim_model
-from common import print_header, setup
+from common import FLAT_TRAINING, print_header, setup, training_arguments
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, pipeline
 
 import frs_hf  # noqa: F401  (registers the frs-certified-classification pipeline)
 from frs_hf.attacks import get_attack, poison_dataset
 from frs_hf.baselines import Defense, DefenseOutput, build_defense
-from frs_hf.config import FRSConfig
+from frs_hf.config import FRSConfig, FuzzingConfig, WeightNoiseConfig
 from frs_hf.evaluation import backdoor_test_sets, evaluate_defenses
 from frs_hf.evaluation.training import fine_tune
 from frs_hf.trainer import FRSTrainingArguments
@@ -64,7 +64,7 @@ FRS_TRAIN_FIELDS = {
     f.name: f
     for f in dataclasses.fields(FRSTrainingArguments)
     if f.name.startswith("frs_")
-    and f.name not in ("frs_eval_n", "frs_eval_max_examples", "frs_config")
+    and f.name not in ("frs_eval_n", "frs_eval_max_examples", "frs_config", *FLAT_TRAINING)
     and f.type in ("bool", "int", "float")
 }
 
@@ -119,7 +119,7 @@ def frs_trained_model(
         tokenizer,
         train,
         tmp.with_name(tmp.name + ".scratch"),
-        frs=frs,
+        frs=training_arguments(frs),
         epochs=settings["epochs"],
         batch_size=settings["batch_size"],
         learning_rate=settings["learning_rate"],
@@ -232,19 +232,17 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--alpha", type=float, default=0.05)
     g.add_argument("--omega-low", type=float, default=0.2, help="FRS deletion rate outside the fuzzed area.")
     g.add_argument("--omega-high", type=float, default=0.95, help="FRS deletion rate inside the fuzzed area.")
-    g.add_argument(
-        "--fuzzing-budget", type=int, default=FRSConfig.fuzzing_budget, help="FRS fuzzing forwards per text."
-    )
+    g.add_argument("--fuzzing-budget", type=int, default=FuzzingConfig.budget, help="FRS fuzzing forwards per text.")
     g.add_argument(
         "--fuzzing-partner-words",
         action=argparse.BooleanOptionalAction,
-        default=FRSConfig.fuzzing_partner_words,
+        default=FuzzingConfig.partner_words,
         help="FRS fuzzing flags a half-ignored second trigger word (docs/fuzzing.md).",
     )
     g.add_argument(
         "--fuzzing-min-kl",
         type=float,
-        default=FRSConfig.fuzzing_min_kl,
+        default=FuzzingConfig.min_kl,
         help="FRS fuzzing floor in nats (e.g. one fitted by bench/fuzzing.py's mcts-calibrated).",
     )
     g.add_argument("--uniform-rate", type=float, default=0.5, help="Deletion rate of uniform-deletion.")
@@ -268,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--ripple-lr", type=float, default=checkpoint_poisoning.RIPPLE_LR)
     g.add_argument("--model-seed", type=int, default=0, help="Seed of poisoning, training and the test subset.")
     g = p.add_argument_group("FRSTrainer (A, B)")
+    for name, default in FLAT_TRAINING.items():  # the rates and weight noise of training (in its frs_config)
+        g.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
     for name, f in FRS_TRAIN_FIELDS.items():
         flag = "--" + name.replace("_", "-")
         if f.type == "bool":
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [d for d in args.defense_names if d not in known]
     if unknown or not args.defense_names:
         p.error(f"unknown defense(s) {', '.join(unknown)}; scenario {args.scenario} has {', '.join(known)}.")
-    frs = {name: getattr(args, name) for name in FRS_TRAIN_FIELDS}
+    frs = {name: getattr(args, name) for name in [*FLAT_TRAINING, *FRS_TRAIN_FIELDS]}
     output = args.output or os.path.join(
         args.cache_dir, "backdoor_eval", f"{args.scenario}-{args.dataset.replace('/', '--')}-{args.attack}"
     )
@@ -308,15 +308,14 @@ def main(argv: list[str] | None = None) -> None:
     smoothing = FRSConfig(
         omega_low=args.omega_low,
         omega_high=args.omega_high,
-        fuzzing_budget=args.fuzzing_budget,
-        fuzzing_partner_words=args.fuzzing_partner_words,
-        fuzzing_min_kl=args.fuzzing_min_kl,
+        fuzzing_config=FuzzingConfig(
+            budget=args.fuzzing_budget, partner_words=args.fuzzing_partner_words, min_kl=args.fuzzing_min_kl
+        ),
         n=args.n,
         n0=args.n0,
         alpha=args.alpha,
         max_length=max_length,
-        weight_noise_sigma=sigma,
-        weight_noise_layers=frs["frs_weight_noise_layers"],
+        weight_noise_config=WeightNoiseConfig(sigma=sigma, layers=frs["frs_weight_noise_layers"]),
     )
     shared = {"frs_config": smoothing, "clean_texts": m["strip_texts"], "max_length": max_length}
     options = {"uniform-deletion": {"rate": args.uniform_rate}, "uniform-masking": {"rate": args.masking_rate}}

@@ -101,7 +101,7 @@ def rebuild_copies(smoothed, texts: list[str], config: FRSConfig, deduplicate: b
             seed=config.seed,
             index=j,
             max_length=max_length,
-            num_draws=config.weight_noise_draws,
+            num_draws=config.weight_noise_config.draws,
             deduplicate=deduplicate,
         )
         sequences.extend(copies.sequences if deduplicate else [copies.sequences[k] for k in copies.inverse])

@@ -39,3 +39,24 @@ def print_header(argv: list[str] | None = None) -> tuple[str, str]:
     if load[0] > cores:
         print(f"WARNING: load average {load[0]:.1f} > {cores} cores: other processes share them; timings are noisy.")
     return command, machine
+
+
+# The benches key their model caches by flat training settings (frs_omega_low=..., frs_weight_noise_sigma=...):
+# the FRSConfig settings among them travel to FRSTrainingArguments inside frs_config.
+FLAT_TRAINING = {
+    "frs_omega_low": 0.2,
+    "frs_omega_high": 0.9,
+    "frs_weight_noise_sigma": 0.0,
+    "frs_weight_noise_layers": 1,
+}
+
+
+def training_arguments(frs: dict | None) -> dict | None:
+    """``FRSTrainingArguments`` keywords from a bench's flat training settings (None: the plain Trainer)."""
+    if frs is None:
+        return None
+    from frs_hf import FRSConfig
+
+    flat = {name[len("frs_") :]: value for name, value in frs.items() if name in FLAT_TRAINING}
+    rest = {name: value for name, value in frs.items() if name not in FLAT_TRAINING}
+    return {**rest, "frs_config": FRSConfig().replace_flat(**flat)}

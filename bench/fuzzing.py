@@ -46,23 +46,23 @@ import numpy as np
 from backdoor import DEFAULT_MAX_LENGTH, backdoored_model
 from common import print_header, setup
 
-from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, TextUnits, segment
+from frs_hf import FRSConfig, FuzzingConfig, SmoothedModelForSequenceClassification, TextUnits, segment
 from frs_hf.attacks import get_attack, triggered_test_set
 from frs_hf.baselines import class_probabilities
 from frs_hf.data import load_packaged_dataset
 from frs_hf.evaluation.metrics import proportion_interval
 from frs_hf.fuzzing import area_mask, kl_divergence, original_sequence
 
-# name: FRSConfig fields changed from the defaults; "mcts-margin0" and "mcts-partners" show what the
+# name: FuzzingConfig settings changed from the defaults; "mcts-margin0" and "mcts-partners" show what the
 # margin and partner words add (docs/fuzzing.md).
 VARIANTS = {
     "mcts": {},
-    "mcts-margin0": {"fuzzing_margin": 0},
-    "mcts-partners": {"fuzzing_partner_words": True},
-    "mcts-calibrated": {},  # fuzzing_min_kl from calibrate_fuzzing (run())
-    "mcts-partners-calibrated": {"fuzzing_partner_words": True},  # the same floor
-    "occlusion": {"fuzzing_method": "occlusion"},
-    "random": {"fuzzing_method": "random"},
+    "mcts-margin0": {"margin": 0},
+    "mcts-partners": {"partner_words": True},
+    "mcts-calibrated": {},  # min_kl from calibrate_fuzzing (run())
+    "mcts-partners-calibrated": {"partner_words": True},  # the same floor
+    "occlusion": {"method": "occlusion"},
+    "random": {"method": "random"},
 }
 
 
@@ -90,9 +90,9 @@ def miss_cause(
     sequences = [original_sequence(units, max_length, gone) for gone in ((), triggers, area, [*area, *triggers])]
     base, *deleted = query(sequences)
     no_trigger, no_area, neither = kl_divergence(np.stack(deleted), base[None, :])
-    if no_trigger < config.fuzzing_min_kl:
+    if no_trigger < config.fuzzing_config.min_kl:
         return "floor"
-    return "inert" if no_area >= (1 - config.fuzzing_dominance) * neither else "search"
+    return "inert" if no_area >= (1 - config.fuzzing_config.dominance) * neither else "search"
 
 
 @dataclass
@@ -146,7 +146,7 @@ def run(
     calibration_texts: int = 100,
     empty_fraction: float = 0.8,
     by_class: bool = False,
-    min_kl: float = FRSConfig.fuzzing_min_kl,
+    min_kl: float = FuzzingConfig.min_kl,
 ) -> list[tuple[dict, Measured]]:
     """Each variant on one trigger draw (``seed``): ``(row labels, measurements)`` per variant."""
     model, tokenizer, info = backdoored_model(dataset, attack, **training)
@@ -162,9 +162,11 @@ def run(
     flipped = (clean_probs.argmax(-1) != target) & (trig_probs.argmax(-1) == target)
 
     smoothed = SmoothedModelForSequenceClassification.from_model(
-        model, tokenizer, FRSConfig(fuzzing_budget=budget, fuzzing_min_kl=min_kl, max_length=max_length, seed=seed)
+        model,
+        tokenizer,
+        FRSConfig(fuzzing_config=FuzzingConfig(budget=budget, min_kl=min_kl), max_length=max_length, seed=seed),
     )
-    matters = kl_divergence(clean_probs, trig_probs) >= FRSConfig.fuzzing_min_kl  # the default floor, 1 nat
+    matters = kl_divergence(clean_probs, trig_probs) >= FuzzingConfig.min_kl  # the default floor, 1 nat
     triggered_units = segment(tokenizer, list(triggered["text"]))
     clean_units = segment(tokenizer, list(clean["text"]))
     calibrated = None
@@ -173,14 +175,16 @@ def run(
         used = set(non_target[:num_test])  # the rows of `clean` and (triggered) of `triggered`
         held_out = [i for i in range(len(test)) if i not in used][-calibration_texts:]
         default = smoothed.frs_config
-        # Sets smoothed.frs_config.fuzzing_min_kl. Partner words only widen an area, never make one.
+        # Sets smoothed.frs_config.fuzzing_config.min_kl. Partner words only widen an area, never make one.
         smoothed.calibrate_fuzzing(
             list(test.select(held_out)["text"]), empty_fraction=empty_fraction, by_class=by_class
         )
         calibrated, smoothed.frs_config = smoothed.frs_config, default
     results = []
     for variant in variants:
-        config = (calibrated if variant.endswith("-calibrated") else smoothed.frs_config).replace(**VARIANTS[variant])
+        config = (calibrated if variant.endswith("-calibrated") else smoothed.frs_config).replace(
+            fuzzing_config=VARIANTS[variant]
+        )
         start = time.perf_counter()
         captured, forwards, fractions, misses = [], [], [], []
         for i, (units, positions) in enumerate(zip(triggered_units, triggered["trigger_positions"], strict=True)):
@@ -209,8 +213,8 @@ def run(
             "attack": attack,
             "method": variant,
             "seed": str(seed),
-            "margin": str(config.fuzzing_margin),
-            "min_kl": f"{config.fuzzing_min_kl:g}",
+            "margin": str(config.fuzzing_config.margin),
+            "min_kl": f"{config.fuzzing_config.min_kl:g}",
             "undefended CA / ASR": f"{info['clean_accuracy']:.3f} / {info['attack_success_rate']:.3f}",
         }
         results.append((labels, measured))
@@ -242,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--attacks", nargs="+", default=["badnet", "addsent"])
     parser.add_argument("--num-test", type=int, default=200, help="Triggered texts (and as many clean ones).")
     parser.add_argument(
-        "--budget", type=int, default=FRSConfig.fuzzing_budget, help="Forward budget of MCTS and random spans."
+        "--budget", type=int, default=FuzzingConfig.budget, help="Forward budget of MCTS and random spans."
     )
     parser.add_argument(
         "--seeds",
@@ -257,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--min-kl",
         type=float,
-        default=FRSConfig.fuzzing_min_kl,
+        default=FuzzingConfig.min_kl,
         help="fuzzing_min_kl of every variant but the calibrated ones (the 'trigger matters' floor stays 1 nat).",
     )
     parser.add_argument(

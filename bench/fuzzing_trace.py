@@ -24,7 +24,7 @@ from common import print_header, setup
 from fuzzing import add_model_arguments, miss_cause, model_settings
 
 import frs_hf.fuzzing as fuzzing
-from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
+from frs_hf import FRSConfig, FuzzingConfig, SmoothedModelForSequenceClassification, segment
 from frs_hf.attacks import get_attack, triggered_test_set
 from frs_hf.data import load_packaged_dataset
 from frs_hf.fuzzing import area_mask
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--attacks", nargs=1, default=["badnet"])
     parser.add_argument("--num-test", type=int, default=200)
     parser.add_argument("--texts", type=int, nargs="*", help="Only these triggered texts (indices).")
-    parser.add_argument("--budget", type=int, default=FRSConfig.fuzzing_budget)
-    parser.add_argument("--min-kl", type=float, default=FRSConfig.fuzzing_min_kl)
+    parser.add_argument("--budget", type=int, default=FuzzingConfig.budget)
+    parser.add_argument("--min-kl", type=float, default=FuzzingConfig.min_kl)
     parser.add_argument("--partner-words", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     add_model_arguments(parser)
@@ -70,9 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     triggered = triggered_test_set(load_packaged_dataset(dataset)["test"], get_attack(attack, seed=args.seed))
     triggered = triggered.select(range(args.num_test))
     config = FRSConfig(
-        fuzzing_budget=args.budget,
-        fuzzing_min_kl=args.min_kl,
-        fuzzing_partner_words=args.partner_words,
+        fuzzing_config=FuzzingConfig(budget=args.budget, min_kl=args.min_kl, partner_words=args.partner_words),
         max_length=max_length,
         seed=args.seed,
     )

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 from backdoor import predict
-from common import print_header, setup
+from common import print_header, setup, training_arguments
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
@@ -81,7 +81,7 @@ def train(args: argparse.Namespace, data, seed: int, frs: dict | None) -> Path:
         tokenizer,
         data["train"],
         str(path) + ".tmp",
-        frs=frs,
+        frs=training_arguments(frs),
         epochs=settings["epochs"],
         learning_rate=settings["learning_rate"],
         max_length=args.max_length,
@@ -261,9 +261,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             if args.weight_noise:  # only when set, so that earlier certificates keep their cache keys
                 config = config.replace(
-                    weight_noise_sigma=args.weight_noise,
-                    weight_noise_layers=args.noise_layers,
-                    weight_noise_draws=args.noise_draws,
+                    weight_noise_config={
+                        "sigma": args.weight_noise,
+                        "layers": args.noise_layers,
+                        "draws": args.noise_draws,
+                    }
                 )
             rows, seconds = certify(model_path, model, tokenizer, config.replace(seed=seed), texts)
             smoothed = np.array([-1 if r["label"] is None else r["label"] for r in rows])

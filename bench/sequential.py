@@ -36,7 +36,7 @@ from common import print_header, setup
 from operating_point import commit
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
+from frs_hf import FRSConfig, FuzzingConfig, SmoothedModelForSequenceClassification
 from frs_hf.data import load_packaged_dataset
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -84,7 +84,7 @@ def certify_runs(args: argparse.Namespace) -> dict:
         omega_low=args.omega,
         omega_high=args.omega_high if args.fuzzing else args.omega,
         fuzzing=args.fuzzing,
-        fuzzing_method=args.fuzzing_method,
+        fuzzing_config=FuzzingConfig(method=args.fuzzing_method),
         n=args.n,
         n0=args.n0,
         alpha=args.alpha,
@@ -93,7 +93,8 @@ def certify_runs(args: argparse.Namespace) -> dict:
         sequential=False,
     )
     smoothed = SmoothedModelForSequenceClassification.from_model(model, tokenizer, base)
-    ways = {"fixed": base, "sequential": base.replace(sequential=True, sequential_first=args.first)}
+    ways = {"fixed": base} if not args.no_fixed else {}
+    ways["sequential"] = base.replace(sequential=True, sequential_first=args.first)
     for r in args.targets:
         ways[f"target {r}"] = base.replace(sequential=True, sequential_first=args.first, target_radius=r)
     if args.bf16:
@@ -107,11 +108,12 @@ def certify_runs(args: argparse.Namespace) -> dict:
 
 
 def ratio(a: float | None, b: float | None) -> str:
+    """``a / b`` as a factor, or n/a when either is missing (no fixed run, no abstention)."""
     return f"{a / b:.2f}x" if a and b else "n/a"
 
 
 def print_table(runs: dict, radii: list[int]) -> None:
-    fixed = runs["fixed"]
+    fixed = runs.get("fixed", {})
     header = [
         "way",
         *(f"cert. acc. r≥{r}" for r in [0, *radii]),
@@ -133,7 +135,7 @@ def print_table(runs: dict, radii: list[int]) -> None:
         ]
         cells += [f"{run['fuzzing_forwards']:.0f}", f"{run['seconds']:.0f}"]
         cells.append(
-            " / ".join(ratio(fixed[k], run[k]) for k in ("forwards", "forwards_certified", "forwards_abstained"))
+            " / ".join(ratio(fixed.get(k), run[k]) for k in ("forwards", "forwards_certified", "forwards_abstained"))
         )
         print(f"| {name} | " + " | ".join(cells) + " |")
 
@@ -143,7 +145,7 @@ import resource, sys, time
 import torch
 torch.set_num_threads(1)
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
+from frs_hf import FRSConfig, FuzzingConfig, SmoothedModelForSequenceClassification
 from frs_hf.packaged import minilm_path
 n, words, max_length = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 tokenizer = AutoTokenizer.from_pretrained(minilm_path())
@@ -196,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fuzzing", action="store_true", help="Search each text's area and delete it at --omega-high.")
     p.add_argument("--omega-high", type=float, default=0.95)
     p.add_argument("--fuzzing-method", default="mcts", choices=("mcts", "occlusion", "random"))
+    p.add_argument("--no-fixed", action="store_true", help="Skip the fixed-n run (e.g. to count fuzzing forwards).")
     p.add_argument("--bf16", action="store_true", help="Also run sequential under bfloat16 autocast.")
     p.add_argument("--num-test", type=int, default=200)
     p.add_argument("--n", type=int, default=1000)

@@ -32,16 +32,15 @@ from transformers import (
     set_seed,
 )
 
+from frs_hf import FRSConfig, WeightNoiseConfig
 from frs_hf.data import load_packaged_dataset
 from frs_hf.packaged import minilm_path
 from frs_hf.trainer import FRSTrainer, FRSTrainingArguments
 
 GOAL = 1.25
 SMOOTHING = dict(
-    frs_omega_low=0.2,
+    frs_config=FRSConfig(omega_low=0.2, weight_noise_config=WeightNoiseConfig(sigma=0.01, layers=1)),
     frs_random_area=0.3,
-    frs_weight_noise_sigma=0.01,
-    frs_weight_noise_layers=1,
     frs_update_clip=1.0,
     frs_update_noise=0.1,
     frs_eval_n=0,

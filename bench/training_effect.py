@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from backdoor import predict
-from common import print_header, setup
+from common import print_header, setup, training_arguments
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -71,7 +71,7 @@ def train_model(kind: str, args: argparse.Namespace, tokenizer, data) -> tuple[P
         tokenizer,
         data,
         str(path) + ".tmp",
-        frs=frs,
+        frs=training_arguments(frs),
         epochs=args.epochs,
         learning_rate=args.learning_rate,
         max_length=64,
@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     smoothing = FRSConfig(
         omega_low=args.omega,
         omega_high=args.omega,
-        weight_noise_sigma=args.sigma,
-        weight_noise_draws=8 if args.sigma > 0 else 1,
+        weight_noise_config={"sigma": args.sigma, "draws": 8 if args.sigma > 0 else 1},
         n=args.n,
         n0=args.n0,
         alpha=args.alpha,

@@ -1,15 +1,17 @@
 """Fine-tune a text classifier with FRS training, in the style of transformers' text-classification example.
 
-Every ``FRSTrainingArguments`` field is a flag (``--frs_omega_low 0.8``, ``--num_train_epochs 3``...), parsed
-with ``HfArgumentParser`` as in ``examples/pytorch/text-classification``; the data is any Hub dataset, a local
+Every ``FRSTrainingArguments`` field is a flag (``--frs_config '{"omega_low": 0.8}'``, ``--num_train_epochs 3``...),
+parsed with ``HfArgumentParser`` as in ``examples/pytorch/text-classification``; the data is any Hub dataset, a local
 csv/tsv/json/jsonl file or a packaged one (``rotten_tomatoes``, ``imdb``, ``bbc_news``)::
 
     python examples/run_classification.py --model_name_or_path packaged:minilm --dataset_name rotten_tomatoes \\
-        --output_dir frs-sentiment --frs_omega_low 0.8 --num_train_epochs 3 --learning_rate 1e-4 --do_train --do_eval
+        --output_dir frs-sentiment --frs_config '{"omega_low": 0.8}' --num_train_epochs 3 --learning_rate 1e-4 \\
+        --do_train --do_eval
 
 The folder it writes loads with ``SmoothedModelForSequenceClassification.from_pretrained`` (and
-``AutoModelForSequenceClassification``): the model, its tokenizer and ``frs_config.json`` with the training
-rates. ``eval_smoothed_accuracy`` and ``eval_certified_accuracy_r*`` come from ``--frs_eval_n`` copies.
+``AutoModelForSequenceClassification``): the model, its tokenizer and ``frs_config.json``, the config it was
+trained for (``--frs_config`` also takes a folder or an ``frs_config.json`` path). ``eval_smoothed_accuracy`` and
+``eval_certified_accuracy_r*`` come from ``--frs_eval_n`` copies.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from peft import LoraConfig
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, set_seed
 from transformers.utils import logging
 
-from frs_hf import SmoothedModelForSequenceClassification, WeightNoise
+from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, WeightNoise, WeightNoiseConfig
 from frs_hf.data import load_packaged_dataset
 from frs_hf.packaged import smollm2_path
 from frs_hf.trainer import FRSTrainer, FRSTrainingArguments
@@ -133,10 +133,14 @@ def main(argv: list[str] | None = None) -> None:
         save_strategy="no",
         disable_tqdm=True,
         seed=args.seed,
-        frs_omega_low=args.omega_low,
-        frs_weight_noise_sigma=args.weight_noise_sigma,
         frs_eval_n=0,
-        frs_config={"n": args.n, "n0": args.n0, "max_length": args.max_length},
+        frs_config=FRSConfig(
+            omega_low=args.omega_low,
+            weight_noise_config=WeightNoiseConfig(sigma=args.weight_noise_sigma),
+            n=args.n,
+            n0=args.n0,
+            max_length=args.max_length,
+        ),
     )
     peft_config = LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])
     trainer = FRSTrainer(
@@ -149,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     # The weight noise lands only on trainable adapter weights: LoRA matrices and the head of the top block.
     trainable = [p for p in trainer.model.parameters() if p.requires_grad]
-    noised = WeightNoise(trainer.model, args.weight_noise_sigma, num_layers=training_args.frs_weight_noise_layers)
+    noise = trainer.frs_config.weight_noise_config
+    noised = WeightNoise(trainer.model, noise.sigma, num_layers=noise.layers)
     assert {id(p) for p in noised.parameters.values()} <= {id(p) for p in trainable}
     assert all("lora_" in name or "modules_to_save" in name for name in noised.parameters), list(noised.parameters)
     print(

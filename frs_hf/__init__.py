@@ -14,7 +14,7 @@ from .certify import (
     simultaneous_bounds,
     vote_bounds,
 )
-from .config import FRSConfig
+from .config import FRSConfig, FuzzingConfig, WeightNoiseConfig
 from .fuzzing import FuzzingResult, find_area, select_area
 from .metrics import metric_path
 from .modeling import FRSResult, SmoothedModelForSequenceClassification
@@ -33,10 +33,12 @@ __all__ = [
     "FRSResult",
     "FRSTrainer",
     "FRSTrainingArguments",
+    "FuzzingConfig",
     "FuzzingResult",
     "SmoothedModelForSequenceClassification",
     "TextUnits",
     "WeightNoise",
+    "WeightNoiseConfig",
     "certify_from_counts",
     "clopper_pearson_lower",
     "clopper_pearson_upper",

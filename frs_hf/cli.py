@@ -9,27 +9,39 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .config import FRSConfig
+from transformers import HfArgumentParser
+
+from .config import FRSConfig, flat_fields
 from .packaged import PACKAGED_MODELS, resolve_model
 
 
-def _add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
-    """One ``--flag`` per scalar field of the dataclass ``cls``, with the field's help text; unset flags
-    stay None (callers treat None as "keep the default")."""
-    group = parser.add_argument_group(title)
-    for f in dataclasses.fields(cls):
-        flag, kind = "--" + f.name.replace("_", "-"), f.type.split(" ")[0]  # e.g. "int | None" -> "int"
-        if kind == "bool":
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["help"])
-        elif kind in ("int", "float", "str"):
-            group.add_argument(
-                flag, type={"int": int, "float": float, "str": str}[kind], default=None, help=f.metadata["help"]
+def _frs_arguments() -> type:
+    """FRSConfig's settings under their flat names (``--omega_low``, ``--fuzzing_budget``...) as a dataclass for
+    ``HfArgumentParser``, each defaulting to None: an unset flag keeps the model's own setting."""
+    fields = []
+    for name, kind, f in flat_fields():
+        metadata = dict(f.metadata)
+        if kind is bool:  # `--fuzzing` alone means true; `--fuzzing false` and `--no_fuzzing` false
+            metadata.update(nargs="?", const=True, help=f"{metadata['help']} (--no_{name}: false)")
+        fields.append((name, kind | None, dataclasses.field(default=None, metadata=metadata)))
+    cls = dataclasses.make_dataclass("FRSArguments", fields)
+    cls._argument_group_name = "FRS settings (default: the model's frs_config.json, else FRSConfig())"
+    return cls
+
+
+def _add_negations(parser: argparse.ArgumentParser) -> None:
+    """``--no-X`` for every FRS on/off setting (``--no-sequential``, ``--no-deduplicate``)."""
+    for name, kind, _ in flat_fields():
+        if kind is bool:
+            flags = (f"--no_{name}", f"--no-{name.replace('_', '-')}")
+            parser.add_argument(
+                *flags, dest=name, action="store_false", default=argparse.SUPPRESS, help=argparse.SUPPRESS
             )
 
 
-def _set_fields(cls: type, args: argparse.Namespace) -> dict:
-    """The dataclass fields of ``cls`` given on the command line."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+def _frs_settings(args: argparse.Namespace) -> dict:
+    """The FRS settings given on the command line, by their flat names."""
+    return {name: getattr(args, name) for name, _, _ in flat_fields() if getattr(args, name, None) is not None}
 
 
 def _certify(args: argparse.Namespace) -> int:
@@ -43,16 +55,16 @@ def _certify(args: argparse.Namespace) -> int:
         raise ValueError("give texts (--text / --file) or a --dataset, not both.")
     model_kwargs = {"num_labels": args.num_labels} if args.num_labels else {}
     smoothed = SmoothedModelForSequenceClassification.from_pretrained(resolve_model(args.model), **model_kwargs)
-    overrides = _set_fields(FRSConfig, args)
+    smoothed.frs_config = smoothed.frs_config.replace_flat(**_frs_settings(args))
     if args.dataset:
-        return _certify_dataset(smoothed, args, overrides)
+        return _certify_dataset(smoothed, args)
     method = smoothed.predict if args.predict_only else smoothed.certify
-    for text, result in zip(texts, method(texts, **overrides), strict=True):
+    for text, result in zip(texts, method(texts), strict=True):
         print(json.dumps({"text": text, **result.to_dict()}))
     return 0
 
 
-def _certify_dataset(smoothed, args: argparse.Namespace, overrides: dict) -> int:
+def _certify_dataset(smoothed, args: argparse.Namespace) -> int:
     """Runs on every process of ``accelerate launch`` / ``torchrun``; the main one reports."""
     from accelerate import PartialState
 
@@ -71,7 +83,6 @@ def _certify_dataset(smoothed, args: argparse.Namespace, overrides: dict) -> int
         overwrite=args.overwrite,
         dataset_name=args.dataset,
         split=args.split,
-        **overrides,
     )
     state = PartialState()
     if state.is_main_process:
@@ -94,7 +105,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     require_columns(dataset, args.text_column, what=args.dataset)
     dataset = dataset.shuffle(seed=args.seed).select(range(min(args.num_texts, len(dataset))))
     smoothed = SmoothedModelForSequenceClassification.from_pretrained(path)
-    before = smoothed.frs_config.fuzzing_min_kl
+    before = smoothed.frs_config.fuzzing_config.min_kl
     texts = list(dataset[args.text_column])
     floor = smoothed.calibrate_fuzzing(texts, empty_fraction=args.empty_fraction, by_class=args.by_class)
     smoothed.frs_config.save_pretrained(output)
@@ -137,9 +148,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"{num_labels} (ids 0-{num_labels - 1}): clean and attack success rates would be meaningless."
         )
     tokenizer = AutoTokenizer.from_pretrained(path)
-    frs_config = (FRSConfig.from_pretrained(path, missing_ok=True) or FRSConfig()).replace(
-        **_set_fields(FRSConfig, args)
-    )
+    frs_config = (FRSConfig.from_pretrained(path, missing_ok=True) or FRSConfig()).replace_flat(**_frs_settings(args))
     shared = {"frs_config": frs_config}
     if "strip" in names:  # held-out clean texts from the training split: never the test texts
         if "train" not in data or args.split == "train":
@@ -204,7 +213,7 @@ def _print_report(report, args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .evaluation.demo import DemoConfig, run_demo
 
-    config = DemoConfig(**_set_fields(DemoConfig, args))
+    config = DemoConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DemoConfig)})
     report = run_demo(config)
     print(report.to_markdown())
     seconds = report.metadata["total_seconds"]
@@ -214,15 +223,20 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frs-hf", description="Fuzzed Randomized Smoothing for HF text classifiers.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    # Every sub-command's parser is an HfArgumentParser: dataclass fields become flags with their help.
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=HfArgumentParser)
+    frs_arguments = _frs_arguments()
     certify = sub.add_parser(
-        "certify", help="Certify texts (one JSON result per line) or a dataset (reports and a summary)."
+        "certify",
+        dataclass_types=[frs_arguments],
+        help="Certify texts (one JSON result per line) or a dataset (reports and a summary).",
     )
     certify.add_argument(
         "--model",
         required=True,
         help=f"Local path or Hub id of a sequence classifier, or packaged offline: {' / '.join(PACKAGED_MODELS)}.",
     )
+    _add_negations(certify)
     certify.add_argument("--text", action="append", help="A text to certify (repeatable).")
     certify.add_argument("--file", help="A UTF-8 file with one text per line.")
     data = certify.add_argument_group(
@@ -247,9 +261,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     certify.add_argument("--num-labels", type=int, help="Number of labels for a checkpoint without a trained head.")
     certify.add_argument("--predict-only", action="store_true", help="Smoothed prediction with abstention, no radius.")
-    _add_dataclass_arguments(
-        certify, FRSConfig, "FRS settings (default: the model's frs_config.json, else FRSConfig())"
-    )
     certify.set_defaults(func=_certify)
 
     calibrate = sub.add_parser(
@@ -275,9 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser(
         "evaluate",
+        dataclass_types=[frs_arguments],
         help="Backdoor evaluation of a classifier: clean accuracy, attack success rate and certified accuracy "
         "under each defense, over seeds; Markdown table, JSON and PNG.",
     )
+    _add_negations(evaluate)
     evaluate.add_argument(
         "--model", required=True, help="The (possibly backdoored) classifier: path, Hub id or packaged:minilm."
     )
@@ -310,7 +323,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--overwrite", action="store_true", help="Replace another evaluation found in --output.")
     evaluate.add_argument("--no-plot", action="store_true", help="Skip the PNG (no matplotlib needed).")
-    _add_dataclass_arguments(evaluate, FRSConfig, "FRS settings of the smoothing defenses (default: the model's)")
     evaluate.set_defaults(func=_evaluate)
 
     merge = sub.add_parser(
@@ -334,10 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
+        dataclass_types=[DemoConfig],
         help="Offline end-to-end demo: BadNet-poison Rotten Tomatoes, train an undefended and an FRS model, "
         "evaluate no defense / uniform smoothing / FRS, write the report (about 10 min on 2 CPU cores).",
     )
-    _add_dataclass_arguments(demo, DemoConfig, "Demo settings")
     demo.set_defaults(func=_demo)
     return parser
 

@@ -1,15 +1,19 @@
-"""`FRSConfig`: every smoothing hyper-parameter in one place.
+"""The settings of FRS: `FRSConfig`, with a `FuzzingConfig` and a `WeightNoiseConfig` inside it.
 
 The config travels with a smoothed checkpoint as ``frs_config.json`` so that a model is always
-certified with the settings it was trained for.
+certified with the settings it was trained for. Like PEFT's configs, each idea has its own dataclass
+(the area search, the weight noise) and the functions that need one take it whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
+import typing
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +25,7 @@ def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
 
-def _check_type(name: str, value: Any, annotation: str) -> None:
+def _check_type(owner: str, name: str, value: Any, annotation: str) -> None:
     """Refuse a value of the wrong type for a field annotated ``annotation`` (``"float"``, ``"int | None"``,
     ``"list[str] | None"``...): a JSON ``"false"`` is not False, ``"0.01"`` is not a number, NaN and
     infinity are not settings, and a string is not a list of module names."""
@@ -38,20 +42,202 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
         ok = isinstance(value, str)
     elif kind == "list[str]":
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    elif kind in _SETTINGS:
+        ok = isinstance(value, _SETTINGS[kind])
     else:  # pragma: no cover - a new field type needs a rule here
-        raise AssertionError(f"no type rule for FRSConfig.{name}: {annotation}")
+        raise AssertionError(f"no type rule for {owner}.{name}: {annotation}")
     if not ok:
         hint = f" (a list such as [{value!r}])" if kind == "list[str]" and isinstance(value, str) else ""
         expected = {"float": "a finite number", "int": "an integer", "bool": "true or false", "str": "a string"}.get(
-            kind, "a list of strings"
+            kind, f"a {kind} (or its dict)" if kind in _SETTINGS else "a list of strings"
         )
         raise ValueError(
-            f"FRSConfig.{name} must be {expected}{' or None' if 'None' in annotation else ''}{hint}, got {value!r}."
+            f"{owner}.{name} must be {expected}{' or None' if 'None' in annotation else ''}{hint}, got {value!r}."
         )
+
+
+class _Settings:
+    """What every config dataclass here shares: type checks then ``validate()`` at construction, ``replace``,
+    and a dict / JSON round trip (nested configs as nested dicts)."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # a nested config given as its dict (JSON, replace(...))
+            if f.type in _SETTINGS and isinstance(getattr(self, f.name), dict):
+                object.__setattr__(self, f.name, _SETTINGS[f.type].from_dict(getattr(self, f.name)))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first setting of the wrong type or out of range (types first, from the
+        annotations, so that range checks compare numbers)."""
+        for f in dataclasses.fields(self):
+            _check_type(type(self).__name__, f.name, getattr(self, f.name), f.type)
+
+    def replace(self, **changes: Any):
+        """A validated copy with the given fields changed (``None`` included: ``replace(seed=None)`` goes back
+        to fresh randomness; a dict for a nested config changes the settings it names); unknown names are an
+        error."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)} - set(_flat_names(type(self)))
+        if unknown:
+            raise TypeError(f"Unknown {type(self).__name__} field(s): {', '.join(sorted(unknown))}.")
+        changes = _nest(type(self), changes, stacklevel=2, base=self)
+        for f in dataclasses.fields(self):  # a dict changes only the sub-settings it names
+            if f.type in _SETTINGS and isinstance(changes.get(f.name), dict):
+                changes[f.name] = getattr(self, f.name).replace(**changes[f.name])
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """The config of a dict (a JSON file's), nested configs as dicts; old flat names are read too."""
+        data = _nest(cls, data)
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Unknown {cls.__name__} field(s) in config file: {', '.join(sorted(unknown))}.")
+        return cls(**data)
 
 
 @dataclass
-class FRSConfig:
+class FuzzingConfig(_Settings):
+    """How the vulnerable area of an input is searched (``FRSConfig(fuzzing=True)``): the search method, its
+    forward budget, and the rules that turn span scores into an area."""
+
+    budget: int = field(
+        default=64,
+        metadata=_help("Model forwards the fuzzing search may spend per input (never exceeded)."),
+    )
+    method: str = field(
+        default="mcts",
+        metadata=_help(
+            "Area finder: 'mcts' (tree search over spans), 'occlusion' (leave one word out: one forward "
+            "per word, ignores the budget) or 'random' (random spans, same budget)."
+        ),
+    )
+    max_area: float = field(
+        default=0.5,
+        metadata=_help("Largest fraction of the words that the vulnerable area may cover."),
+    )
+    max_area_words: int | None = field(
+        default=24,
+        metadata=_help(
+            "Largest vulnerable area in words, whatever the text's length (None: only max_area). A "
+            "trigger is a few words, while deleting a long stretch of a long text moves any model."
+        ),
+    )
+    threshold: float = field(
+        default=0.5,
+        metadata=_help(
+            "A span stands out when its score (KL divergence its mutation causes) is at least this "
+            "fraction of the text's best span score."
+        ),
+    )
+    min_kl: float = field(
+        default=1.0,
+        metadata=_help(
+            "Spans whose mutation moves the output less than this (nats) are never flagged, so that a "
+            "text without a trigger usually gets no area at all. Tuned on confident MiniLMs: fit it to another "
+            "model with calibrate_fuzzing."
+        ),
+    )
+    dominance: float = field(
+        default=0.1,
+        metadata=_help(
+            "A word found by shrinking a deletion set is flagged only if putting it back alone returns the "
+            "output to within this fraction of the set's move: a trigger forces the output by itself, "
+            "the opinion words of a clean text add up."
+        ),
+    )
+    partner_words: bool = field(
+        default=False,
+        metadata=_help(
+            "When deleting a shrunk set's dominant words alone leaves part of its move undone, also flag each "
+            "other word of the set whose deletion with them completes the move: a second trigger word the model "
+            "half-ignores. Raises BadNet capture, costs clean accuracy (docs/fuzzing.md)."
+        ),
+    )
+    margin: int = field(
+        default=3,
+        metadata=_help(
+            "Words added on each side of every flagged span (within max_area): a model often keys a "
+            "multi-word trigger on one of its words, and the margin brings the rest of the phrase into the area."
+        ),
+    )
+    exploration: float = field(
+        default=1.0,
+        metadata=_help("UCT exploration constant of the MCTS (scores are normalized to [0, 1])."),
+    )
+    batch: int = field(
+        default=8,
+        metadata=_help("Leaves selected per MCTS round (with virtual loss) and forwarded as one batch."),
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.method not in FUZZING_METHODS:
+            raise ValueError(f"FuzzingConfig.method must be one of {', '.join(FUZZING_METHODS)}, got {self.method!r}.")
+        if not 0.0 < self.max_area <= 1.0:
+            raise ValueError(f"FuzzingConfig.max_area must be in (0, 1], got {self.max_area!r}.")
+        if self.max_area_words is not None and self.max_area_words < 1:
+            raise ValueError(
+                f"FuzzingConfig.max_area_words must be a positive integer or None, got {self.max_area_words!r}."
+            )
+        for name in ("threshold", "dominance"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"FuzzingConfig.{name} must be in [0, 1], got {getattr(self, name)!r}.")
+        for name in ("min_kl", "exploration", "margin"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"FuzzingConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
+        for name in ("budget", "batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FuzzingConfig.{name} must be a positive integer, got {getattr(self, name)!r}.")
+
+
+@dataclass
+class WeightNoiseConfig(_Settings):
+    """The inference phase of the biphased parameter smoothing: Gaussian noise on the top layers' weights,
+    K fixed draws (use what the model was trained with; ``sigma = 0`` is off)."""
+
+    sigma: float = field(
+        default=0.0,
+        metadata=_help(
+            "Standard deviation of the Gaussian noise added to the top layers' weights at inference "
+            "(0 disables weight noise). Use the sigma the model was trained with."
+        ),
+    )
+    layers: int = field(
+        default=1,
+        metadata=_help("H: number of top transformer layers (plus the classification head) that get noise."),
+    )
+    draws: int = field(
+        default=1,
+        metadata=_help("K: number of Gaussian weight draws; each randomized copy uses one draw chosen at random."),
+    )
+    modules: list[str] | None = field(
+        default=None,
+        metadata=_help(
+            "Explicit module names that get weight noise, for architectures whose layers cannot be "
+            "found automatically. Overrides layers."
+        ),
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.layers < 0:
+            raise ValueError(f"WeightNoiseConfig.layers must be >= 0, got {self.layers!r}.")
+        if not self.sigma >= 0.0:
+            raise ValueError(f"WeightNoiseConfig.sigma must be >= 0, got {self.sigma!r}.")
+        if self.draws < 1:
+            raise ValueError(f"WeightNoiseConfig.draws must be a positive integer, got {self.draws!r}.")
+        if self.modules is not None and not self.modules:
+            raise ValueError("WeightNoiseConfig.modules must name at least one module, or be None.")
+
+
+@dataclass
+class FRSConfig(_Settings):
     """Settings of Fuzzed Randomized Smoothing (FRS).
 
     Deletion rates are *probabilities of deleting* a word unit: a higher rate means more of the
@@ -74,96 +260,14 @@ class FRSConfig:
         default=False,
         metadata=_help("Search the vulnerable area of every input with MCTS fuzzing before smoothing."),
     )
-    fuzzing_budget: int = field(
-        default=64,
-        metadata=_help("Model forwards the fuzzing search may spend per input (never exceeded)."),
-    )
-    fuzzing_method: str = field(
-        default="mcts",
-        metadata=_help(
-            "Area finder: 'mcts' (tree search over spans), 'occlusion' (leave one word out: one forward "
-            "per word, ignores the budget) or 'random' (random spans, same budget)."
-        ),
-    )
-    fuzzing_max_area: float = field(
-        default=0.5,
-        metadata=_help("Largest fraction of the words that the vulnerable area may cover."),
-    )
-    fuzzing_max_area_words: int | None = field(
-        default=24,
-        metadata=_help(
-            "Largest vulnerable area in words, whatever the text's length (None: only fuzzing_max_area). A "
-            "trigger is a few words, while deleting a long stretch of a long text moves any model."
-        ),
-    )
-    fuzzing_threshold: float = field(
-        default=0.5,
-        metadata=_help(
-            "A span stands out when its score (KL divergence its mutation causes) is at least this "
-            "fraction of the text's best span score."
-        ),
-    )
-    fuzzing_min_kl: float = field(
-        default=1.0,
-        metadata=_help(
-            "Spans whose mutation moves the output less than this (nats) are never flagged, so that a "
-            "text without a trigger usually gets no area at all. Tuned on confident MiniLMs: fit it to another "
-            "model with calibrate_fuzzing."
-        ),
-    )
-    fuzzing_dominance: float = field(
-        default=0.1,
-        metadata=_help(
-            "A word found by shrinking a deletion set is flagged only if putting it back alone returns the "
-            "output to within this fraction of the set's move: a trigger forces the output by itself, "
-            "the opinion words of a clean text add up."
-        ),
-    )
-    fuzzing_partner_words: bool = field(
-        default=False,
-        metadata=_help(
-            "When deleting a shrunk set's dominant words alone leaves part of its move undone, also flag each "
-            "other word of the set whose deletion with them completes the move: a second trigger word the model "
-            "half-ignores. Raises BadNet capture, costs clean accuracy (docs/fuzzing.md)."
-        ),
-    )
-    fuzzing_margin: int = field(
-        default=3,
-        metadata=_help(
-            "Words added on each side of every flagged span (within fuzzing_max_area): a model often keys a "
-            "multi-word trigger on one of its words, and the margin brings the rest of the phrase into the area."
-        ),
-    )
-    fuzzing_exploration: float = field(
-        default=1.0,
-        metadata=_help("UCT exploration constant of the MCTS (scores are normalized to [0, 1])."),
-    )
-    fuzzing_batch: int = field(
-        default=8,
-        metadata=_help("Leaves selected per MCTS round (with virtual loss) and forwarded as one batch."),
+    fuzzing_config: FuzzingConfig = field(
+        default_factory=FuzzingConfig,
+        metadata=_help("How fuzzing searches the area (a FuzzingConfig or its dict; used when fuzzing is on)."),
     )
     # Biphased parameter smoothing (inference phase)
-    weight_noise_sigma: float = field(
-        default=0.0,
-        metadata=_help(
-            "Standard deviation of the Gaussian noise added to the top layers' weights at inference "
-            "(0 disables weight noise). Use the sigma the model was trained with."
-        ),
-    )
-    weight_noise_layers: int = field(
-        default=1,
-        metadata=_help("H: number of top transformer layers (plus the classification head) that get noise."),
-    )
-    weight_noise_draws: int = field(
-        default=1,
-        metadata=_help("K: number of Gaussian weight draws; each randomized copy uses one draw chosen at random."),
-    )
-    weight_noise_modules: list[str] | None = field(
-        default=None,
-        metadata=_help(
-            "Explicit module names that get weight noise, for architectures whose layers cannot be "
-            "found automatically. Overrides weight_noise_layers."
-        ),
+    weight_noise_config: WeightNoiseConfig = field(
+        default_factory=WeightNoiseConfig,
+        metadata=_help("Gaussian noise on the top layers' weights at inference (a WeightNoiseConfig or its dict)."),
     )
     # Monte Carlo certification
     n0: int = field(
@@ -173,7 +277,7 @@ class FRSConfig:
     n: int = field(
         default=1000,
         metadata=_help(
-            "Randomized copies used to bound the candidate's probability (at least weight_noise_draws): with "
+            "Randomized copies used to bound the candidate's probability (at least weight_noise_config.draws): with "
             "sequential, the most that are drawn; without, the fresh copies after the n0 selection copies."
         ),
     )
@@ -187,7 +291,8 @@ class FRSConfig:
             "Look at the votes after sequential_first, 2x, 4x ... copies up to n and stop as soon as the certificate "
             "is decided (proven, or out of reach). alpha is split across the looks, so the 1 - alpha guarantee holds "
             "exactly; n0 is not used (the candidate is the top class of the counted copies). False: Cohen et al.'s "
-            "fixed n0 + n: 2-4 points more certified accuracy at rates that certify edits, for 1.5-7x the forwards."
+            "fixed n0 + n: a little more certified accuracy at rates that certify edits, for more forwards "
+            "(docs/benchmarks.md)."
         ),
     )
     sequential_first: int = field(default=100, metadata=_help("Copies counted at the first sequential look."))
@@ -227,14 +332,10 @@ class FRSConfig:
         metadata=_help("Forward identical randomized copies once and count them with their multiplicity."),
     )
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first setting of the wrong type or out of range (types first, from the
-        annotations, so that the range checks below compare numbers)."""
-        for f in dataclasses.fields(self):
-            _check_type(f.name, getattr(self, f.name), f.type)
+        super().validate()
+        self.fuzzing_config.validate()  # nested configs can be changed in place too
+        self.weight_noise_config.validate()
         for name in ("omega_low", "omega_high"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
@@ -246,31 +347,10 @@ class FRSConfig:
             )
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"FRSConfig.alpha must be in (0, 1), got {self.alpha!r}.")
-        if self.fuzzing_method not in FUZZING_METHODS:
-            raise ValueError(
-                f"FRSConfig.fuzzing_method must be one of {', '.join(FUZZING_METHODS)}, got {self.fuzzing_method!r}."
-            )
-        if not 0.0 < self.fuzzing_max_area <= 1.0:
-            raise ValueError(f"FRSConfig.fuzzing_max_area must be in (0, 1], got {self.fuzzing_max_area!r}.")
-        if self.fuzzing_max_area_words is not None and self.fuzzing_max_area_words < 1:
-            raise ValueError(
-                "FRSConfig.fuzzing_max_area_words must be a positive integer or None, "
-                f"got {self.fuzzing_max_area_words!r}."
-            )
-        if not 0.0 <= self.fuzzing_threshold <= 1.0:
-            raise ValueError(f"FRSConfig.fuzzing_threshold must be in [0, 1], got {self.fuzzing_threshold!r}.")
-        if not 0.0 <= self.fuzzing_dominance <= 1.0:
-            raise ValueError(f"FRSConfig.fuzzing_dominance must be in [0, 1], got {self.fuzzing_dominance!r}.")
-        for name in ("fuzzing_min_kl", "fuzzing_exploration", "fuzzing_margin"):
-            if not getattr(self, name) >= 0.0:
-                raise ValueError(f"FRSConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
         for name in (
             "n0",
             "n",
             "batch_size",
-            "weight_noise_draws",
-            "fuzzing_budget",
-            "fuzzing_batch",
             "sequential_first",
         ):
             value = getattr(self, name)
@@ -286,42 +366,34 @@ class FRSConfig:
             raise ValueError(f"FRSConfig.target_radius must be >= 0 or None, got {self.target_radius!r}.")
         if self.target_radius is not None and not self.sequential:
             raise ValueError("FRSConfig.target_radius needs sequential=True (it decides when sequential looks stop).")
-        if self.weight_noise_draws > self.n:
+        if self.weight_noise_config.draws > self.n:
             raise ValueError(
-                f"FRSConfig.weight_noise_draws ({self.weight_noise_draws}) must not exceed n ({self.n}): "
-                "every weight draw needs randomized copies."
+                f"FRSConfig.weight_noise_config.draws ({self.weight_noise_config.draws}) must not exceed n "
+                f"({self.n}): every weight draw needs randomized copies."
             )
-        if self.weight_noise_layers < 0:
-            raise ValueError(f"FRSConfig.weight_noise_layers must be >= 0, got {self.weight_noise_layers!r}.")
-        if not self.weight_noise_sigma >= 0.0:
-            raise ValueError(f"FRSConfig.weight_noise_sigma must be >= 0, got {self.weight_noise_sigma!r}.")
         if self.max_length is not None and self.max_length < 3:
             raise ValueError(f"FRSConfig.max_length must be an integer >= 3 or None, got {self.max_length!r}.")
-        if self.weight_noise_modules is not None and not self.weight_noise_modules:
-            raise ValueError("FRSConfig.weight_noise_modules must name at least one module, or be None.")
 
-    def replace(self, **changes: Any) -> FRSConfig:
-        """A validated copy with the given fields changed (``None`` included: ``replace(seed=None)`` goes back
-        to fresh randomness); unknown names are an error."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise TypeError(f"Unknown FRSConfig field(s): {', '.join(sorted(unknown))}.")
-        return dataclasses.replace(self, **changes)
+    def replace_flat(self, **flat: Any) -> FRSConfig:
+        """A copy with settings given by their flat names, as the command line and older ``frs_config.json``
+        files spell them (``fuzzing_budget=32``, ``weight_noise_sigma=0.01``, ``n=2000``)."""
+        return self.replace(**unflatten(flat))
+
+    def __getattr__(self, name: str) -> Any:  # only reached for names that are not attributes
+        where = _FLAT.get(name)
+        if where is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        _deprecated(name, where, 2)
+        return getattr(object.__getattribute__(self, where[0]), where[1])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FLAT:
+            _deprecated(name, _FLAT[name], 2)
+            setattr(getattr(self, _FLAT[name][0]), _FLAT[name][1], value)
+        else:
+            object.__setattr__(self, name, value)
 
     # Serialization -------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FRSConfig:
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"Unknown FRSConfig field(s) in config file: {', '.join(sorted(unknown))}.")
-        return cls(**data)
-
     def save_pretrained(self, save_directory: str | os.PathLike) -> str:
         os.makedirs(save_directory, exist_ok=True)
         path = os.path.join(save_directory, CONFIG_NAME)
@@ -365,3 +437,76 @@ class FRSConfig:
             return cls.from_dict(data)
         except ValueError as err:
             raise ValueError(f"{resolved}: {err}") from None
+
+
+_SETTINGS: dict[str, type[_Settings]] = {"FuzzingConfig": FuzzingConfig, "WeightNoiseConfig": WeightNoiseConfig}
+# The flat names of the nested settings (the command line's, and the fields of older frs_config.json files).
+_PREFIXES = {"fuzzing_config": "fuzzing_", "weight_noise_config": "weight_noise_"}
+_FLAT: dict[str, tuple[str, str]] = {
+    _PREFIXES[f.name] + g.name: (f.name, g.name)
+    for f in dataclasses.fields(FRSConfig)
+    if f.name in _PREFIXES
+    for g in dataclasses.fields(_SETTINGS[f.type])
+}
+
+
+def _flat_names(cls: type) -> list[str]:
+    """The flat names ``cls`` accepts besides its fields (FRSConfig's old ``fuzzing_*`` / ``weight_noise_*``)."""
+    return list(_FLAT) if cls is FRSConfig else []
+
+
+def _deprecated(name: str, where: tuple[str, str], stacklevel: int) -> None:
+    message = f"FRSConfig.{name} is deprecated: use FRSConfig.{where[0]}.{where[1]}."
+    warnings.warn(message, FutureWarning, stacklevel=stacklevel + 1)
+
+
+def _nest(cls: type, data: dict[str, Any], *, stacklevel: int = 0, base: Any = None) -> dict[str, Any]:
+    """``data`` with old flat names folded into the nested configs they now belong to: into the nested config
+    given in ``data``, else ``base``'s. ``stacklevel > 0`` warns that the flat name is deprecated."""
+    flat = [name for name in data if name in _flat_names(cls)]
+    if not flat:
+        return data
+    data = dict(data)
+    for name in flat:
+        if stacklevel:
+            _deprecated(name, _FLAT[name], stacklevel + 1)
+        nested, key = _FLAT[name]
+        sub = data.get(nested, getattr(base, nested, None))
+        sub = dataclasses.asdict(sub) if isinstance(sub, _Settings) else dict(sub or {})
+        data[nested] = {**sub, key: data.pop(name)}
+    return data
+
+
+def unflatten(settings: dict[str, Any]) -> dict[str, Any]:
+    """FRSConfig settings by flat or field name (``{"n": 2000, "fuzzing_budget": 32}``) as ``FRSConfig.replace``
+    keywords (``{"n": 2000, "fuzzing_config": {"budget": 32}}``); unknown names are a ``TypeError``."""
+    unknown = set(settings) - {f.name for f in dataclasses.fields(FRSConfig)} - set(_FLAT)
+    if unknown:
+        raise TypeError(f"Unknown FRSConfig setting(s): {', '.join(sorted(unknown))}.")
+    return _nest(FRSConfig, settings)
+
+
+def flat_fields() -> list[tuple[str, Any, dataclasses.Field]]:
+    """``(flat name, type, field)`` of every FRSConfig setting, nested ones under their flat names: what the
+    command line offers (``--omega_low``, ``--fuzzing_budget``, ``--weight_noise_sigma``...)."""
+    rows = []
+    for f in dataclasses.fields(FRSConfig):
+        if f.name in _PREFIXES:
+            hints = typing.get_type_hints(_SETTINGS[f.type])
+            rows += [(_PREFIXES[f.name] + g.name, hints[g.name], g) for g in dataclasses.fields(_SETTINGS[f.type])]
+        else:
+            rows.append((f.name, typing.get_type_hints(FRSConfig)[f.name], f))
+    return rows
+
+
+def _accept_flat_names(init):
+    """FRSConfig(fuzzing_budget=16) still works (with a FutureWarning): the old flat keyword arguments."""
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **_nest(FRSConfig, kwargs, stacklevel=2))
+
+    return __init__
+
+
+FRSConfig.__init__ = _accept_flat_names(FRSConfig.__init__)

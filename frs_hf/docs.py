@@ -11,15 +11,23 @@ import dataclasses
 import re
 from pathlib import Path
 
-from .config import FRSConfig
-from .trainer import FRSTrainingArguments
+from .config import FRSConfig, FuzzingConfig, WeightNoiseConfig
+from .trainer import _DEPRECATED, FRSTrainingArguments
 
-# (doc file, config class, which fields): FRSTrainingArguments adds its frs_ fields to the Trainer's own.
+# (config class, which fields): FRSTrainingArguments adds its frs_ fields to the Trainer's own (its deprecated
+# aliases aside).
 TABLES = {
     "FRSConfig": (FRSConfig, lambda name: True),
-    "FRSTrainingArguments": (FRSTrainingArguments, lambda name: name.startswith("frs_")),
+    "FuzzingConfig": (FuzzingConfig, lambda name: True),
+    "WeightNoiseConfig": (WeightNoiseConfig, lambda name: True),
+    "FRSTrainingArguments": (FRSTrainingArguments, lambda name: name.startswith("frs_") and name not in _DEPRECATED),
 }
-DOCS = {"FRSConfig": "api.md", "FRSTrainingArguments": "training.md"}
+DOCS = {
+    "FRSConfig": "api.md",
+    "FuzzingConfig": "api.md",
+    "WeightNoiseConfig": "api.md",
+    "FRSTrainingArguments": "training.md",
+}
 _BLOCK = re.compile(r"(<!-- fields: (\w+) -->\n)(.*?)(<!-- end fields -->)", re.S)
 
 
@@ -27,7 +35,8 @@ def _default(f: dataclasses.Field) -> str:
     if f.default is not dataclasses.MISSING:
         return f"`{f.default!r}`"
     if f.default_factory is not dataclasses.MISSING:
-        return f"`{f.default_factory()!r}`"
+        value = f.default_factory()
+        return f"`{type(value).__name__}()`" if dataclasses.is_dataclass(value) else f"`{value!r}`"
     return "required"
 
 

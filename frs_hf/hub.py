@@ -141,28 +141,29 @@ holds for the settings it was computed with."""
 
 
 def _settings(config: FRSConfig, num_labels: int) -> str:
+    search, noise = config.fuzzing_config, config.weight_noise_config
     if config.fuzzing:
         fuzzing = (
-            f"on: `{config.fuzzing_method}`, budget {config.fuzzing_budget} forwards per input, "
-            f"area at most {config.fuzzing_max_area:g} of the words"
-            + ("" if config.fuzzing_max_area_words is None else f" and {config.fuzzing_max_area_words} words")
+            f"on: `{search.method}`, budget {search.budget} forwards per input, "
+            f"area at most {search.max_area:g} of the words"
+            + ("" if search.max_area_words is None else f" and {search.max_area_words} words")
         )
     else:
         fuzzing = "off (no vulnerable area is searched; every word gets `omega_low` unless an area is given)"
-    if config.weight_noise_sigma > 0:
+    if noise.sigma > 0:
         where = (
-            f"modules {', '.join(f'`{m}`' for m in config.weight_noise_modules)}"
-            if config.weight_noise_modules
-            else f"top {config.weight_noise_layers} layer(s) and the head"
+            f"modules {', '.join(f'`{m}`' for m in noise.modules)}"
+            if noise.modules
+            else f"top {noise.layers} layer(s) and the head"
         )
-        noise = f"σ = {config.weight_noise_sigma:g} on the {where}, K = {config.weight_noise_draws} fixed draws"
+        weights = f"σ = {noise.sigma:g} on the {where}, K = {noise.draws} fixed draws"
     else:
-        noise = "off"
+        weights = "off"
     rows = [
         ("`omega_low`", f"{config.omega_low:g}", "deletion probability of a word outside the vulnerable area"),
         ("`omega_high`", f"{config.omega_high:g}", "deletion probability of a word inside the vulnerable area"),
-        ("`fuzzing`", fuzzing, "search of each input's vulnerable area before smoothing"),
-        ("`weight_noise_*`", noise, "Gaussian noise on the top layers' weights at inference"),
+        ("`fuzzing`", fuzzing, "search of each input's vulnerable area before smoothing (`fuzzing_config`)"),
+        ("`weight_noise_config`", weights, "Gaussian noise on the top layers' weights at inference"),
         *(
             [
                 (

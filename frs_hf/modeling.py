@@ -25,7 +25,7 @@ from .forward import forward_sequences, token_limit
 from .fuzzing import FuzzingResult, Query, area_mask, calibrate_min_kl, find_area, memoize, original_sequence
 from .packaged import resolve_model
 from .randomize import CopyStream, Span, TextUnits, check_texts, pad_token_id, segment, unit_rates
-from .utils import fresh_seed
+from .utils import SHARED, Stream, derive_seed, fresh_seed
 from .weight_noise import WeightNoise, inference_view
 
 logger = logging.get_logger(__name__)
@@ -392,9 +392,11 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                         seed=config.seed,
                         index=indices[j],
                         max_length=max_length,
-                        num_draws=config.weight_noise_draws,
+                        num_draws=config.weight_noise_config.draws,
                     )
-                    chunk.append(_Example(units, area, fuzzing_forwards, stream, np.zeros(self.num_labels, np.int64)))
+                    area_size = int(area_mask(area, units.num_units).sum())
+                    counts = np.zeros(self.num_labels, np.int64)
+                    chunk.append(_Example(units, area, area_size, fuzzing_forwards, stream, counts))
                 if selection:
                     self._count(chunk, selection, config, noise)
                     for ex in chunk:
@@ -403,7 +405,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                 for look, total in enumerate(looks):
                     self._count(active, total - (looks[look - 1] if look else 0), config, noise)
                     for ex in active if certify else ():
-                        area_size = int(area_mask(ex.area, ex.units.num_units).sum())
+                        area_size = ex.area_size
                         w_area = config.omega_high if area_size else None  # no area: area_radius is None
                         if sequential:
                             ex.certificate, ex.done = sequential_look(
@@ -506,21 +508,11 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         return find_area(
             units,
             query,
-            method=config.fuzzing_method,
-            budget=config.fuzzing_budget,
+            config.fuzzing_config,
             max_length=max_length or self.max_length(config),
             mask_token_id=mask_id if mask_id is not None else self.tokenizer.unk_token_id,
             seed=config.seed if config.seed is not None else fresh_seed(),
             index=index,
-            threshold=config.fuzzing_threshold,
-            min_kl=config.fuzzing_min_kl,
-            max_fraction=config.fuzzing_max_area,
-            max_words=config.fuzzing_max_area_words,
-            dominance=config.fuzzing_dominance,
-            partner_words=config.fuzzing_partner_words,
-            exploration=config.fuzzing_exploration,
-            batch=config.fuzzing_batch,
-            margin=config.fuzzing_margin,
         )
 
     def fuzzing_query(self, config: FRSConfig | None = None) -> Query:
@@ -548,13 +540,12 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         by_class: bool = False,
         config: FRSConfig | None = None,
     ) -> float:
-        """Set ``fuzzing_min_kl`` for this model from clean texts: the smallest floor at which at
+        """Set ``fuzzing_config.min_kl`` for this model from clean texts: the smallest floor at which at
         least ``empty_fraction`` of them get no vulnerable area (:func:`~frs_hf.fuzzing.calibrate_min_kl`).
 
         Why: the default floor (1 nat) suits a confident classifier; deleting the trigger of a less
-        confident one moves its output less, and a floor in nats then hides the trigger. With the
-        default 0.8 the full-data demo model gets back about the 1 nat tuned for it (1.06); lower it
-        to trade clean accuracy for capture (docs/fuzzing.md). Give texts you trust to be clean (a
+        confident one moves its output less, and a floor in nats then hides the trigger. Lower
+        ``empty_fraction`` to trade clean accuracy for capture (docs/fuzzing.md). Give texts you trust to be clean (a
         held-out split, 100-200 of them): a few triggered ones barely move the quantile. Updates
         ``self.frs_config`` (written by ``save_pretrained``) and returns the floor. Costs about two
         searches per text: seven rounds, with the model's answers memoized.
@@ -577,13 +568,13 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         steps = 7
         bar = tqdm(
             total=steps * len(all_units),
-            desc="Calibrating fuzzing_min_kl",
+            desc="Calibrating the fuzzing floor",
             unit="text",
             disable=not logging.is_progress_bar_enabled(),
         )
 
         def empty_share(floor: float) -> float:
-            trial = config.replace(fuzzing_min_kl=floor)
+            trial = config.replace(fuzzing_config=config.fuzzing_config.replace(min_kl=floor))
             empty = np.array([not self.find_area(u, trial, index=i, query=query).area for i, u in enumerate(all_units)])
             share = min(float(empty[g].mean()) for g in groups)
             bar.update(min(len(empty), bar.total - bar.n))
@@ -592,17 +583,19 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
 
         with bar:
             floor = round(calibrate_min_kl(empty_share, empty_fraction=empty_fraction, steps=steps), 3)
-        self.frs_config = self.frs_config.replace(fuzzing_min_kl=floor)
+        own = self.frs_config
+        self.frs_config = own.replace(fuzzing_config=own.fuzzing_config.replace(min_kl=floor))
         return floor
 
     def _weight_noise(self, config: FRSConfig, seed: int) -> WeightNoise:
         """The weight-noise draws of one call (built per call: nothing shared between threads)."""
+        noise = config.weight_noise_config
         return WeightNoise(
             self.model,
-            config.weight_noise_sigma,
-            num_layers=config.weight_noise_layers,
-            module_names=config.weight_noise_modules or None,
-            seed=seed,
+            noise.sigma,
+            num_layers=noise.layers,
+            module_names=noise.modules,
+            seed=derive_seed(seed, SHARED, Stream.WEIGHT_NOISE),
         )
 
 
@@ -628,6 +621,7 @@ class _Example:
 
     units: TextUnits
     area: list[Span]
+    area_size: int  # units inside the area
     fuzzing_forwards: int
     stream: CopyStream
     counts: np.ndarray  # votes of the estimation copies (all copies for predict)

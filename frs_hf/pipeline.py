@@ -22,14 +22,15 @@ from transformers import AutoModelForSequenceClassification, Pipeline, PreTraine
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.utils import logging
 
-from .config import FRSConfig
+from .config import FRSConfig, flat_fields, unflatten
 from .modeling import FRSResult, SmoothedModelForSequenceClassification
 from .randomize import check_texts
 
 logger = logging.get_logger(__name__)
 
 TASK = "frs-certified-classification"
-_FRS_FIELDS = frozenset(f.name for f in dataclasses.fields(FRSConfig))
+# FRSConfig's fields and the flat names of their nested settings (weight_noise_sigma=...), as the command line.
+_FRS_FIELDS = frozenset(f.name for f in dataclasses.fields(FRSConfig)) | {name for name, _, _ in flat_fields()}
 
 
 def text_index(text: str) -> int:
@@ -100,8 +101,8 @@ class FRSPipeline(Pipeline):
                 most voted labels (all labels for ``None``), best first.
             batch_size (`int`, *optional*): texts certified together in one ``certify`` call.
                 (Copies per model forward are ``FRSConfig.batch_size``, set through ``frs_config``.)
-            **kwargs: any other ``FRSConfig`` field for this call (``n``, ``n0``, ``alpha``, ``seed``,
-                ``fuzzing``...).
+            **kwargs: any other ``FRSConfig`` setting for this call (``n``, ``n0``, ``alpha``, ``seed``,
+                ``fuzzing``...), nested ones by their flat names too (``fuzzing_budget``, ``weight_noise_sigma``).
         """
         if isinstance(inputs, tuple):
             inputs = list(inputs)
@@ -119,6 +120,7 @@ class FRSPipeline(Pipeline):
                 f"The {TASK} pipeline got unknown parameter(s): {', '.join(sorted(unknown))}. "
                 f"It takes top_k, batch_size and FRSConfig fields ({', '.join(sorted(_FRS_FIELDS))})."
             )
+        frs_params = unflatten(frs_params)
         self.frs_config.replace(**frs_params)  # validate now rather than halfway through a dataset
         postprocess_params = {}
         if top_k != "":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .utils import derive_seed
+from .utils import Stream, derive_seed
 
 Span = tuple[int, int]
 # A word unit: a run of characters that are neither whitespace nor invisible format characters (zero-width
@@ -164,7 +164,7 @@ class CopyStream:
         self.num_draws, self.mask_token_id = num_draws, mask_token_id
         self.seed, self.index = seed, index
         self._keep_rng = np.random.default_rng(derive_seed(seed, index))
-        self._draw_rng = np.random.default_rng(derive_seed(seed, index, 1))
+        self._draw_rng = np.random.default_rng(derive_seed(seed, index, Stream.WEIGHT_DRAW))
         self.taken = 0
 
     def take(self, num_copies: int, *, deduplicate: bool = True) -> RandomizedCopies:

@@ -7,8 +7,8 @@ that certification will show it:
   same word units as :func:`frs_hf.segment` cuts them at certification time;
 - **fine-tuning phase of the parameter smoothing**: the top-H layers carry a fresh Gaussian draw
   during each forward/backward, removed before the optimizer step, and their update is clipped and
-  noised (the paper's biphased smoothing; the second phase is ``FRSConfig.weight_noise_sigma`` at
-  inference).
+  noised (the paper's biphased smoothing; the second phase is the same ``FRSConfig.weight_noise_config``
+  at inference).
 
 Everything is switchable; with all of it off, ``FRSTrainer`` trains exactly like ``Trainer``.
 """
@@ -16,9 +16,11 @@ Everything is switchable; with all of it off, ``FRSTrainer`` trains exactly like
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,13 +36,10 @@ from transformers.utils import logging
 from .config import FRSConfig
 from .evaluation.metrics import abstention_rate, certified_accuracy
 from .randomize import collate, randomize, segment, unit_rates
-from .utils import derive_seed
+from .utils import Stream, derive_seed
 from .weight_noise import WeightNoise, select_parameters
 
 logger = logging.get_logger(__name__)
-
-# Random streams of training, kept apart from each other and from certification (seed, index).
-_TEXT_STREAM, _WEIGHT_STREAM, _UPDATE_STREAM = 11, 12, 13
 
 
 @contextmanager
@@ -64,27 +63,26 @@ def _help(text: str) -> dict[str, str]:
 class FRSTrainingArguments(TrainingArguments):
     """``TrainingArguments`` plus the FRS training knobs (all prefixed ``frs_``).
 
-    ``frs_config`` holds the *inference* settings written next to the model by
-    :meth:`FRSTrainer.save_smoothed_model`; the deletion rates and the weight noise of training are
-    copied into it, so that certification smooths the way training did.
+    ``frs_config`` is the :class:`FRSConfig` the model will be certified with: training deletes words at its
+    rates (``omega_low``, and ``omega_high`` inside a random area) and perturbs the weights its
+    ``weight_noise_config`` names, and :meth:`FRSTrainer.save_smoothed_model` writes it next to the model.
+    The other ``frs_`` fields are knobs of training alone.
     """
 
-    frs_randomize: bool = field(default=True, metadata=_help("Train on randomized deletion copies of the texts."))
-    frs_omega_low: float = field(
-        default=0.2,
+    frs_config: dict | str | None = field(
+        default=None,
         metadata=_help(
-            "Training deletion rate of each word: use the rate certification will use (above 0.5, e.g. 0.7-0.9, "
-            "for radii >= 1)."
+            "The FRSConfig to train for and save with the model: an FRSConfig, its dict or JSON string, or a "
+            "directory / frs_config.json path (default: FRSConfig()). Its omega_low is the training deletion rate: "
+            "above 0.5 (e.g. 0.7-0.9) for radii >= 1."
         ),
     )
-    frs_omega_high: float = field(
-        default=0.9, metadata=_help("Training deletion rate inside the random area (see frs_random_area).")
-    )
+    frs_randomize: bool = field(default=True, metadata=_help("Train on randomized deletion copies of the texts."))
     frs_random_area: float = field(
         default=0.0,
         metadata=_help(
-            "Largest fraction of each text covered by a random contiguous area deleted at frs_omega_high, "
-            "mimicking the fuzzed area of inference; 0 deletes every word at frs_omega_low."
+            "Largest fraction of each text covered by a random contiguous area deleted at frs_config's omega_high, "
+            "mimicking the fuzzed area of inference; 0 deletes every word at omega_low."
         ),
     )
     frs_clean_fraction: float = field(
@@ -109,17 +107,6 @@ class FRSTrainingArguments(TrainingArguments):
             "copies give larger margins and fewer abstentions. Needs frs_copies > 1."
         ),
     )
-    frs_weight_noise_sigma: float = field(
-        default=0.0,
-        metadata=_help("Std of the Gaussian perturbation of the top layers during each forward/backward (0: off)."),
-    )
-    frs_weight_noise_layers: int = field(
-        default=1, metadata=_help("How many top transformer blocks (plus the head) carry the noise.")
-    )
-    frs_weight_noise_modules: list[str] | None = field(
-        default=None,
-        metadata=_help("Explicit module names to perturb instead of the top layers (for unknown architectures)."),
-    )
     frs_update_clip: float = field(
         default=0.0,
         metadata=_help("Clip the gradient norm of the perturbed parameters to this before each step (0: off)."),
@@ -138,20 +125,38 @@ class FRSTrainingArguments(TrainingArguments):
     frs_eval_max_examples: int = field(
         default=200, metadata=_help("Evaluate the smoothed metrics on at most this many eval examples.")
     )
-    frs_config: dict | str | None = field(
-        default=None,
-        metadata=_help(
-            "Inference settings saved with the model: an FRSConfig, its dict, or a directory / frs_config.json "
-            "path; the training rates and weight noise are copied into it."
-        ),
+    # Deprecated: these now live in frs_config (folded into it, with a FutureWarning).
+    frs_omega_low: float | None = field(default=None, metadata=_help("Deprecated: frs_config's omega_low."))
+    frs_omega_high: float | None = field(default=None, metadata=_help("Deprecated: frs_config's omega_high."))
+    frs_weight_noise_sigma: float | None = field(
+        default=None, metadata=_help("Deprecated: frs_config's weight_noise_config.sigma.")
+    )
+    frs_weight_noise_layers: int | None = field(
+        default=None, metadata=_help("Deprecated: frs_config's weight_noise_config.layers.")
+    )
+    frs_weight_noise_modules: list[str] | None = field(
+        default=None, metadata=_help("Deprecated: frs_config's weight_noise_config.modules.")
     )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if isinstance(self.frs_config, FRSConfig):
             self.frs_config = self.frs_config.to_dict()
-        elif isinstance(self.frs_config, str):
-            self.frs_config = FRSConfig.from_pretrained(self.frs_config).to_dict()
+        elif isinstance(self.frs_config, str):  # a JSON object (command line) or a path
+            text = self.frs_config.strip()
+            self.frs_config = json.loads(text) if text.startswith("{") else FRSConfig.from_pretrained(text).to_dict()
+        deprecated = {name: getattr(self, name) for name in _DEPRECATED if getattr(self, name) is not None}
+        if deprecated:
+            warnings.warn(
+                f"FRSTrainingArguments.{', '.join(deprecated)} are deprecated: set them in frs_config "
+                "(e.g. frs_config=FRSConfig(omega_low=0.8)).",
+                FutureWarning,
+                stacklevel=3,
+            )
+            flat = {_DEPRECATED[name]: value for name, value in deprecated.items()}
+            self.frs_config = self.smoothing_config().replace_flat(**flat).to_dict()
+            for name in deprecated:
+                setattr(self, name, None)
         self.smoothing_config()  # validates everything at construction, with the field's name
 
     @classmethod
@@ -161,7 +166,7 @@ class FRSTrainingArguments(TrainingArguments):
         return cls(**values, **frs_fields)
 
     def smoothing_config(self) -> FRSConfig:
-        """The inference settings: ``frs_config`` with the training rates and weight noise copied in."""
+        """``frs_config`` as an :class:`FRSConfig` (validated, as are the training knobs)."""
         for name in ("frs_update_clip", "frs_update_noise"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"FRSTrainingArguments.{name} must be >= 0, got {getattr(self, name)!r}.")
@@ -179,16 +184,25 @@ class FRSTrainingArguments(TrainingArguments):
         for name in ("frs_eval_n", "frs_eval_max_examples"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"FRSTrainingArguments.{name} must be an integer >= 0, got {getattr(self, name)!r}.")
-        try:
-            return FRSConfig.from_dict(self.frs_config or {}).replace(
-                omega_low=self.frs_omega_low,
-                omega_high=self.frs_omega_high,
-                weight_noise_sigma=self.frs_weight_noise_sigma,
-                weight_noise_layers=self.frs_weight_noise_layers,
-                weight_noise_modules=self.frs_weight_noise_modules,
+        if self.frs_config is not None and not isinstance(self.frs_config, dict):
+            raise ValueError(
+                "FRSTrainingArguments.frs_config must be an FRSConfig, its dict or JSON string, or a path, "
+                f"got {type(self.frs_config).__name__}."
             )
-        except ValueError as err:  # name the training field, not the inference one
-            raise ValueError(str(err).replace("FRSConfig.", "FRSTrainingArguments.frs_")) from None
+        try:
+            return FRSConfig.from_dict(self.frs_config or {})
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"FRSTrainingArguments.frs_config: {err}") from None
+
+
+# The deprecated flat fields and the FRSConfig settings they now set.
+_DEPRECATED = {
+    "frs_omega_low": "omega_low",
+    "frs_omega_high": "omega_high",
+    "frs_weight_noise_sigma": "weight_noise_sigma",
+    "frs_weight_noise_layers": "weight_noise_layers",
+    "frs_weight_noise_modules": "weight_noise_modules",
+}
 
 
 class _UpdateNoise(TrainerCallback):
@@ -205,7 +219,9 @@ class _UpdateNoise(TrainerCallback):
             return
         torch.nn.utils.clip_grad_norm_([p for p in self.parameters if p.grad is not None], self.clip)
         if self.noise > 0:
-            generator = torch.Generator().manual_seed(derive_seed(self.seed, _UPDATE_STREAM, state.global_step))
+            generator = torch.Generator().manual_seed(
+                derive_seed(self.seed, Stream.TRAIN_UPDATE_NOISE, state.global_step)
+            )
             # Per-element std scaled so that the noise vector's norm is about noise * clip, whatever
             # the number of parameters: the knob reads as a fraction of the largest update.
             std = self.noise * self.clip / math.sqrt(sum(g.numel() for g in grads))
@@ -239,7 +255,7 @@ class FRSTrainer(Trainer):
             args = FRSTrainingArguments.from_training_arguments(args)
             logger.warning(
                 "FRSTrainer got plain TrainingArguments: training with the FRS defaults (randomized deletion copies "
-                f"at frs_omega_low={args.frs_omega_low}). Pass FRSTrainingArguments to choose them, or "
+                f"at omega_low={args.smoothing_config().omega_low}). Pass FRSTrainingArguments to choose them, or "
                 "frs_randomize=False to train like Trainer."
             )
         if peft_config is not None:
@@ -254,12 +270,13 @@ class FRSTrainer(Trainer):
                 "FRSTrainer randomizes texts by words and needs the tokenizer: pass processing_class=tokenizer "
                 "(or set frs_randomize=False)."
             )
+        noise = self.frs_config.weight_noise_config
         self._weight_noise = WeightNoise(
             self.model,
-            args.frs_weight_noise_sigma,
-            num_layers=args.frs_weight_noise_layers,
-            module_names=args.frs_weight_noise_modules,
-            seed=derive_seed(args.seed, _WEIGHT_STREAM),
+            noise.sigma,
+            num_layers=noise.layers,
+            module_names=noise.modules,
+            seed=derive_seed(args.seed, Stream.TRAIN_WEIGHT_NOISE),
         )
         if args.frs_update_clip > 0:
             self.add_callback(
@@ -270,9 +287,8 @@ class FRSTrainer(Trainer):
     # What the training-time smoothing touches -------------------------------------------------------
     def _smoothed_parameters(self) -> list[nn.Parameter]:
         """The trainable parameters that the weight noise and the update clipping act on."""
-        selected = select_parameters(
-            self.model, num_layers=self.args.frs_weight_noise_layers, module_names=self.args.frs_weight_noise_modules
-        )
+        noise = self.frs_config.weight_noise_config
+        selected = select_parameters(self.model, num_layers=noise.layers, module_names=noise.modules)
         return [p for p in selected.values() if p.requires_grad]
 
     def _next_key(self) -> int:
@@ -284,12 +300,12 @@ class FRSTrainer(Trainer):
     # Training -------------------------------------------------------------------------------------------
     def train(self, *args: Any, **kwargs: Any):
         """``Trainer.train``, announcing the FRS settings in force first (one INFO line)."""
-        a = self.args
+        a, c, noise = self.args, self.frs_config, self.frs_config.weight_noise_config
         settings = (
-            f"randomized text: {a.frs_randomize} (deletion {a.frs_omega_low} / {a.frs_omega_high} in a random area "
+            f"randomized text: {a.frs_randomize} (deletion {c.omega_low} / {c.omega_high} in a random area "
             f"of up to {a.frs_random_area:g}, whole texts {a.frs_clean_fraction:g}, {a.frs_copies} copies per example, "
-            f"consistency {a.frs_consistency:g}); weight noise sigma {a.frs_weight_noise_sigma:g} on "
-            f"{a.frs_weight_noise_modules or f'the top {a.frs_weight_noise_layers} layer(s)'}; update clip "
+            f"consistency {a.frs_consistency:g}); weight noise sigma {noise.sigma:g} on "
+            f"{noise.modules or f'the top {noise.layers} layer(s)'}; update clip "
             f"{a.frs_update_clip:g}, noise {a.frs_update_noise:g}"
         )
         # Trainer's own logger: the line appears wherever "***** Running training *****" does.
@@ -326,7 +342,7 @@ class FRSTrainer(Trainer):
         rows = list(input_ids) if mask is None else [ids[m.bool()] for ids, m in zip(input_ids, mask, strict=True)]
         texts = self.processing_class.batch_decode(rows, skip_special_tokens=True)
         units = segment(self.processing_class, texts)
-        rng = np.random.default_rng(derive_seed(self.args.seed, _TEXT_STREAM, key))
+        rng = np.random.default_rng(derive_seed(self.args.seed, Stream.TRAIN_TEXT, key))
         sequences = []
         for copy_index in range(self.args.frs_copies):
             for i, unit in enumerate(units):
@@ -338,13 +354,13 @@ class FRSTrainer(Trainer):
                     length = int(rng.integers(1, longest + 1))
                     start = int(rng.integers(0, unit.num_units - length + 1))
                     area = [(start, start + length)]
-                rates = unit_rates(unit.num_units, area, self.args.frs_omega_low, self.args.frs_omega_high)
+                rates = unit_rates(unit.num_units, area, self.frs_config.omega_low, self.frs_config.omega_high)
                 copy = randomize(
                     unit,
                     rates,
                     1,
                     seed=self.args.seed,
-                    index=derive_seed(_TEXT_STREAM, key, i, *([copy_index] if copy_index else [])),
+                    index=derive_seed(Stream.TRAIN_TEXT, key, i, *([copy_index] if copy_index else [])),
                     max_length=input_ids.shape[1],
                     deduplicate=False,
                 )

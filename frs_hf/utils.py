@@ -4,8 +4,31 @@ from __future__ import annotations
 
 import os
 import secrets
+from enum import IntEnum
 
 import numpy as np
+
+
+class Stream(IntEnum):
+    """Every random stream of the smoothing and the training, in one registry so that no two uses of
+    randomness share draws (a fuzzing search that reused the copies' draws would tie the deletion rates
+    to the deletions they are supposed to be fixed before).
+
+    With ``seed`` the call's seed: example ``index``'s deletions come from ``derive_seed(seed, index)``, its
+    other streams from ``derive_seed(seed, index, Stream.X)``; streams shared by all examples from
+    ``derive_seed(seed, SHARED, Stream.X, ...)`` (``SHARED`` is no example index); training's from
+    ``derive_seed(seed, Stream.TRAIN_X, ...)``. Attacks and baselines draw under seeds of their own.
+    """
+
+    WEIGHT_DRAW = 1  # which weight-noise draw each randomized copy of an example uses
+    FUZZING = 2  # the example's area search
+    WEIGHT_NOISE = 3  # the Gaussian weight draws themselves (shared)
+    TRAIN_TEXT = 11  # training: the randomized copies of each step
+    TRAIN_WEIGHT_NOISE = 12  # training: the weight noise of each step
+    TRAIN_UPDATE_NOISE = 13  # training: the noise added to clipped updates
+
+
+SHARED = -1  # the "index" of streams shared by every example (example indices are >= 0)
 
 
 def derive_seed(*keys: int) -> int:

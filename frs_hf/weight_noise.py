@@ -45,7 +45,7 @@ def find_layer_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
     if best is None:
         raise ValueError(
             f"Could not find the transformer layers of {type(model).__name__}; pass their module names "
-            "explicitly with FRSConfig.weight_noise_modules."
+            "explicitly with WeightNoiseConfig.modules."
         )
     return best
 
@@ -57,7 +57,7 @@ def top_parameter_names(model: nn.Module, num_layers: int) -> list[str]:
     layers_name, layers = find_layer_list(model)
     if not 0 <= num_layers <= len(layers):
         raise ValueError(
-            f"weight_noise_layers={num_layers} but {type(model).__name__} has only {len(layers)} layers; "
+            f"WeightNoiseConfig.layers={num_layers} but {type(model).__name__} has only {len(layers)} layers; "
             f"choose 0 to {len(layers)}."
         )
     prefixes = [f"{layers_name}.{i}." for i in range(len(layers) - num_layers, len(layers))]
@@ -88,7 +88,7 @@ def module_parameter_names(model: nn.Module, module_names: Sequence[str]) -> lis
     known = dict(model.named_modules())
     missing = [m for m in module_names if m not in known]
     if missing:
-        raise ValueError(f"weight_noise_modules not found in {type(model).__name__}: {', '.join(missing)}.")
+        raise ValueError(f"WeightNoiseConfig.modules not found in {type(model).__name__}: {', '.join(missing)}.")
     return [f"{m}.{n}" if m else n for m in module_names for n, _ in known[m].named_parameters()]
 
 

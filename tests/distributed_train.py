@@ -10,6 +10,7 @@ from accelerate import PartialState
 from conftest import tiny_bert  # tests/ is on sys.path: it holds this script
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
+from frs_hf.config import FRSConfig
 from frs_hf.data import load_packaged_dataset
 from frs_hf.trainer import FRSTrainer, FRSTrainingArguments
 
@@ -31,7 +32,7 @@ args = FRSTrainingArguments(
     disable_tqdm=True,
     save_strategy="no",
     logging_strategy="no",
-    frs_weight_noise_sigma=0.02,
+    frs_config=FRSConfig(weight_noise_config={"sigma": 0.02}),
     frs_update_clip=1.0,
     frs_update_noise=0.1,
     frs_random_area=0.3,

@@ -90,12 +90,12 @@ def test_calibrate_writes_the_floor_into_the_model(capsys, tmp_path, tiny_sentim
     assert main(args) == 2
     assert "Split 'validation' not found in rotten_tomatoes; available: train, test" in capsys.readouterr().err
     assert main([*args, "--split", "test"]) == 0
-    floor = FRSConfig.from_pretrained(tmp_path).fuzzing_min_kl
-    assert floor != FRSConfig.fuzzing_min_kl and f"-> {floor} nats" in capsys.readouterr().out
+    floor = FRSConfig.from_pretrained(tmp_path).fuzzing_config.min_kl
+    assert floor != FRSConfig().fuzzing_config.min_kl and f"-> {floor} nats" in capsys.readouterr().out
     assert FRSConfig.from_pretrained(tmp_path).n == 40  # the other saved settings are kept
     assert main([*args, "--split", "test", "--by-class", "--output", str(tmp_path / "by-class")]) == 0
     assert "of each predicted class among 12 texts" in capsys.readouterr().out
-    assert FRSConfig.from_pretrained(tmp_path / "by-class").fuzzing_min_kl >= floor
+    assert FRSConfig.from_pretrained(tmp_path / "by-class").fuzzing_config.min_kl >= floor
     assert main(["calibrate", "--model", "packaged:minilm", "--dataset", "rotten_tomatoes", "--split", "test"]) == 2
     assert "give --output" in capsys.readouterr().err
 

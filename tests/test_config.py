@@ -1,4 +1,4 @@
-"""Tests of ``FRSConfig``: validation, ``replace`` and (de)serialization."""
+"""Tests of ``FRSConfig`` and its nested configs: validation, ``replace``, (de)serialization, the old flat names."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from frs_hf.config import CONFIG_NAME, FRSConfig
+from frs_hf.config import CONFIG_NAME, FRSConfig, FuzzingConfig, WeightNoiseConfig, flat_fields
 
 
 def test_defaults_validate():
@@ -31,11 +31,8 @@ def _non_default_config() -> FRSConfig:
         omega_low=0.3,
         omega_high=0.85,
         fuzzing=True,
-        fuzzing_budget=16,
-        weight_noise_sigma=0.01,
-        weight_noise_layers=2,
-        weight_noise_draws=4,
-        weight_noise_modules=["encoder.layer.5", "classifier"],
+        fuzzing_config=FuzzingConfig(budget=16, method="occlusion"),
+        weight_noise_config=WeightNoiseConfig(sigma=0.01, layers=2, draws=4, modules=["encoder.layer.5", "classifier"]),
         n0=10,
         n=500,
         alpha=0.01,
@@ -51,6 +48,7 @@ def test_json_round_trip():
     text = config.to_json_string()
     data = json.loads(text)
     assert set(data) == {f.name for f in dataclasses.fields(FRSConfig)}
+    assert data["fuzzing_config"]["budget"] == 16 and data["weight_noise_config"]["draws"] == 4  # nested objects
     restored = FRSConfig.from_dict(data)
     assert restored == config
     assert restored.to_json_string() == text
@@ -87,20 +85,21 @@ def test_from_pretrained_without_config_raises_unless_missing_ok(tmp_path):
         ({"n0": 200, "n": 100, "sequential": False}, "n0"),
         ({"n": 0}, "n"),
         ({"batch_size": 0}, "batch_size"),
-        ({"n0": 5, "n": 10, "weight_noise_draws": 11}, "weight_noise_draws"),
-        ({"weight_noise_layers": -1}, "weight_noise_layers"),
-        ({"weight_noise_sigma": -1.0}, "weight_noise_sigma"),
+        ({"n0": 5, "n": 10, "weight_noise_config": {"draws": 11}}, "draws"),
+        ({"weight_noise_config": {"layers": -1}}, "layers"),
+        ({"weight_noise_config": {"sigma": -1.0}}, "sigma"),
         ({"max_length": 2}, "max_length"),
-        ({"fuzzing_method": "beam"}, "fuzzing_method"),
-        ({"fuzzing_max_area": 0.0}, "fuzzing_max_area"),
-        ({"fuzzing_max_area_words": 0}, "fuzzing_max_area_words"),
-        ({"fuzzing_dominance": 1.5}, "fuzzing_dominance"),
-        ({"fuzzing_max_area_words": 2.5}, "fuzzing_max_area_words"),
-        ({"fuzzing_threshold": 1.5}, "fuzzing_threshold"),
-        ({"fuzzing_min_kl": -0.1}, "fuzzing_min_kl"),
-        ({"fuzzing_exploration": -1.0}, "fuzzing_exploration"),
-        ({"fuzzing_batch": 0}, "fuzzing_batch"),
-        ({"fuzzing_budget": 0}, "fuzzing_budget"),
+        ({"fuzzing_config": {"method": "beam"}}, "method"),
+        ({"fuzzing_config": {"max_area": 0.0}}, "max_area"),
+        ({"fuzzing_config": {"max_area_words": 0}}, "max_area_words"),
+        ({"fuzzing_config": {"dominance": 1.5}}, "dominance"),
+        ({"fuzzing_config": {"max_area_words": 2.5}}, "max_area_words"),
+        ({"fuzzing_config": {"threshold": 1.5}}, "threshold"),
+        ({"fuzzing_config": {"min_kl": -0.1}}, "min_kl"),
+        ({"fuzzing_config": {"exploration": -1.0}}, "exploration"),
+        ({"fuzzing_config": {"batch": 0}}, "batch"),
+        ({"fuzzing_config": {"budget": 0}}, "budget"),
+        ({"fuzzing_config": 3}, "fuzzing_config"),
     ],
 )
 def test_invalid_values_raise_naming_the_field(changes, field):
@@ -128,6 +127,10 @@ def test_replace_returns_validated_copy():
 def test_replace_unknown_field_is_type_error():
     with pytest.raises(TypeError, match="omega_mid"):
         FRSConfig().replace(omega_mid=0.5)
+    with pytest.raises(TypeError, match="FuzzingConfig field.*lookahead"):
+        FRSConfig().replace(fuzzing_config={"lookahead": 2})
+    with pytest.raises(ValueError, match="FuzzingConfig field.*lookahead"):
+        FRSConfig.from_dict({"fuzzing_config": {"lookahead": 2}})
 
 
 def test_replace_sets_none_where_a_field_allows_it():
@@ -145,15 +148,15 @@ def test_replace_sets_none_where_a_field_allows_it():
         ({"deduplicate": "false"}, "deduplicate"),
         ({"deduplicate": 0}, "deduplicate"),
         ({"alpha": "0.01"}, "alpha"),
-        ({"weight_noise_sigma": float("inf")}, "weight_noise_sigma"),
-        ({"weight_noise_sigma": float("nan")}, "weight_noise_sigma"),
+        ({"weight_noise_config": {"sigma": float("inf")}}, "sigma"),
+        ({"weight_noise_config": {"sigma": float("nan")}}, "sigma"),
         ({"omega_low": float("nan")}, "omega_low"),
-        ({"weight_noise_modules": "bert.pooler"}, "weight_noise_modules"),  # not split into letters
-        ({"weight_noise_modules": []}, "weight_noise_modules"),
+        ({"weight_noise_config": {"modules": "bert.pooler"}}, "modules"),  # not split into letters
+        ({"weight_noise_config": {"modules": []}}, "modules"),
         ({"seed": True}, "seed"),
         ({"seed": 1.0}, "seed"),
         ({"n": 100.0}, "n"),
-        ({"fuzzing_method": 1}, "fuzzing_method"),
+        ({"fuzzing_config": {"method": 1}}, "method"),
     ],
 )
 def test_wrong_types_and_non_finite_values_raise_naming_the_field(changes, field):
@@ -161,6 +164,59 @@ def test_wrong_types_and_non_finite_values_raise_naming_the_field(changes, field
     for build in (lambda: FRSConfig(**changes), lambda: FRSConfig.from_dict({**FRSConfig().to_dict(), **changes})):
         with pytest.raises(ValueError, match=pattern):
             build()
+
+
+def test_replace_with_a_dict_changes_only_the_sub_settings_it_names():
+    config = FRSConfig(fuzzing_config=FuzzingConfig(budget=16))
+    changed = config.replace(fuzzing_config={"min_kl": 0.5})
+    assert (changed.fuzzing_config.budget, changed.fuzzing_config.min_kl) == (16, 0.5)
+    assert config.fuzzing_config.min_kl == FuzzingConfig().min_kl  # the original (and its sub-config) untouched
+    assert config.replace(fuzzing_config=FuzzingConfig()).fuzzing_config.budget == 64  # an instance replaces
+    assert FRSConfig(fuzzing_config={"min_kl": 0.5}).fuzzing_config.budget == 64  # a new config: defaults
+
+
+def test_nested_configs_changed_in_place_are_validated():
+    config = FRSConfig()
+    config.fuzzing_config.budget = 0
+    with pytest.raises(ValueError, match=r"FuzzingConfig\.budget"):
+        config.validate()
+
+
+def test_old_flat_names_still_work_with_a_warning():
+    with pytest.warns(FutureWarning) as caught:
+        config = FRSConfig(fuzzing_budget=16, weight_noise_sigma=0.01)
+    assert [str(w.message).split(":")[1] for w in caught] == [
+        " use FRSConfig.fuzzing_config.budget.",
+        " use FRSConfig.weight_noise_config.sigma.",
+    ]
+    assert caught[0].filename == __file__  # the warning points at the caller
+    assert (config.fuzzing_config.budget, config.weight_noise_config.sigma) == (16, 0.01)
+    with pytest.warns(FutureWarning, match="fuzzing_config.min_kl"):
+        changed = config.replace(fuzzing_min_kl=0.5)
+    assert (changed.fuzzing_config.budget, changed.fuzzing_config.min_kl) == (16, 0.5)  # merged, not reset
+    with pytest.warns(FutureWarning):
+        assert changed.fuzzing_min_kl == 0.5
+    with pytest.warns(FutureWarning):
+        changed.weight_noise_draws = 4
+    assert changed.weight_noise_config.draws == 4
+    with pytest.raises(AttributeError, match="fuzzing_lookahead"):
+        changed.fuzzing_lookahead  # noqa: B018
+
+
+def test_old_flat_config_files_load_and_flat_settings_apply_without_warning():
+    """frs_config.json files written before the nesting spell every setting flat; the command line does too."""
+    old = {**FRSConfig(seed=3).to_dict(), "fuzzing_budget": 16, "weight_noise_modules": ["classifier"]}
+    del old["fuzzing_config"], old["weight_noise_config"]
+    config = FRSConfig.from_dict(old)
+    assert (config.fuzzing_config.budget, config.weight_noise_config.modules, config.seed) == (16, ["classifier"], 3)
+    changed = config.replace_flat(fuzzing_min_kl=0.3, n=2000, weight_noise_sigma=0.02)
+    assert (changed.fuzzing_config.budget, changed.fuzzing_config.min_kl) == (16, 0.3)
+    assert (changed.n, changed.weight_noise_config.sigma) == (2000, 0.02)
+    with pytest.raises(TypeError, match="fuzzing_lookahead"):
+        config.replace_flat(fuzzing_lookahead=2)
+    names = [name for name, _, _ in flat_fields()]
+    assert {"omega_low", "fuzzing", "fuzzing_budget", "weight_noise_modules", "seed"} <= set(names)
+    assert not {"fuzzing_config", "weight_noise_config"} & set(names)
 
 
 def test_seed_defaults_to_fresh_randomness():
@@ -198,6 +254,8 @@ def test_docs_field_tables_are_generated_from_the_metadata():
         text = (root / file).read_text(encoding="utf-8")
         assert render(text) == text, f"docs/{file} is out of date: run `python -m frs_hf.docs`"
         assert field_table(name) in text
-    table = field_table("FRSConfig")
-    assert all(f"| `{f.name}` |" in table for f in dataclasses.fields(FRSConfig))
-    assert "| `frs_omega_low` | `0.2` |" in field_table("FRSTrainingArguments")
+    for cls in (FRSConfig, FuzzingConfig, WeightNoiseConfig):
+        table = field_table(cls.__name__)
+        assert all(f"| `{f.name}` |" in table for f in dataclasses.fields(cls))
+    assert "| `frs_clean_fraction` | `0.0` |" in field_table("FRSTrainingArguments")
+    assert "frs_omega_low" not in field_table("FRSTrainingArguments")  # deprecated aliases are not advertised

@@ -195,3 +195,29 @@ def test_bad_text_is_reported_by_its_dataset_row_before_any_forward(smoothed, mo
     monkeypatch.setattr(smoothed, "certify", lambda *a, **k: pytest.fail("certified before validating"))
     with pytest.raises(ValueError, match="Dataset row 37 is empty"):
         certify_dataset(smoothed, Dataset.from_dict({"text": texts, "label": [0] * 40}))
+
+
+def test_the_model_goes_back_where_it_was(smoothed, dataset):
+    """Under several GPU processes certify_dataset moves the model to each process's GPU; the caller's model
+    must end where it started. No GPU here: ``_placed`` is exercised with a model that records its moves."""
+    import torch
+
+    from frs_hf.evaluation.certification import _placed
+
+    class Recorded(torch.nn.Linear):
+        moves: list = []
+
+        def to(self, device):
+            self.moves.append(str(device))
+            return self
+
+    model = Recorded(2, 2)
+    with _placed(model, torch.device("cuda", 1)):
+        assert model.moves == ["cuda:1"]
+    assert model.moves == ["cuda:1", "cpu"]
+    with _placed(model, torch.device("cpu")):  # already there: never moved
+        pass
+    assert model.moves == ["cuda:1", "cpu"]
+    before = smoothed.device
+    certify_dataset(smoothed, dataset.select(range(2)), n=8, n0=2, sequential=False, seed=0)
+    assert smoothed.device == before

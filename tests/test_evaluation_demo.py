@@ -32,7 +32,7 @@ def test_fast_demo_writes_the_report_and_both_models(tmp_path, capsys):
     smoothed = SmoothedModelForSequenceClassification.from_pretrained(out / "frs")
     assert smoothed.frs_config.omega_low == DemoConfig().omega_low
     floor = report["metadata"]["fuzzing_min_kl"]  # calibrated on 8 held-out sentences, written with the model
-    assert smoothed.frs_config.fuzzing_min_kl == floor and 0.05 < floor < 5.0
+    assert smoothed.frs_config.fuzzing_config.min_kl == floor and 0.05 < floor < 5.0
 
 
 def test_demo_config_validates():

@@ -12,7 +12,7 @@ from frs_hf import FRSTrainer
 from frs_hf.evaluation.training import fine_tune
 
 
-@pytest.mark.parametrize(("frs", "trainer_class"), [(None, Trainer), ({"frs_omega_low": 0.3}, FRSTrainer)])
+@pytest.mark.parametrize(("frs", "trainer_class"), [(None, Trainer), ({"frs_config": {"omega_low": 0.3}}, FRSTrainer)])
 def test_fine_tune_trains_in_place_with_either_trainer(tmp_path, tokenizer, rotten_tomatoes, frs, trainer_class):
     rows = rotten_tomatoes["train"].select(range(32))
     train = Dataset.from_dict({"review": rows["text"], "y": rows["label"]})  # other column names: renamed
@@ -23,7 +23,7 @@ def test_fine_tune_trains_in_place_with_either_trainer(tmp_path, tokenizer, rott
     )
     assert type(trainer) is trainer_class and trainer.state.global_step == 2
     if frs is not None:
-        assert trainer.args.frs_omega_low == 0.3
+        assert trainer.frs_config.omega_low == 0.3
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 

@@ -63,8 +63,8 @@ def trained(tmp_path_factory):
     argv += ["--output_dir", str(out), "--do_train", "--do_eval", "--max_steps", "2", "--max_seq_length", "32"]
     argv += ["--max_train_samples", "32", "--max_eval_samples", "8", "--per_device_train_batch_size", "8"]
     argv += [
-        "--frs_omega_low",
-        "0.7",
+        "--frs_config",
+        '{"omega_low": 0.7}',
         "--frs_eval_n",
         "4",
         "--use_cpu",

@@ -9,12 +9,8 @@ import pytest
 import torch
 from conftest import TRIGGER, insert_word
 
-from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
+from frs_hf import FRSConfig, FuzzingConfig, SmoothedModelForSequenceClassification, segment
 from frs_hf.fuzzing import (
-    _Mutator,
-    _Oracle,
-    _spans_of,
-    _with_partners,
     area_cap,
     area_mask,
     calibrate_min_kl,
@@ -29,16 +25,19 @@ from frs_hf.fuzzing import (
     restore_chunks,
     select_area,
 )
+from frs_hf.fuzzing.area import spans_of
+from frs_hf.fuzzing.queries import Mutator, Oracle
+from frs_hf.fuzzing.shrink import with_partners
 
 
 @pytest.fixture(scope="module")
 def smoothed(backdoored_tiny_model, tokenizer):
     return SmoothedModelForSequenceClassification.from_model(
         # The tiny model's flips are marginal (deleting the trigger moves it by ~0.3 nats in some texts),
-        # below the default fuzzing_min_kl tuned on MiniLM (see docs/fuzzing.md).
+        # below the default fuzzing floor (min_kl) tuned on MiniLM (see docs/fuzzing.md).
         backdoored_tiny_model,
         tokenizer,
-        FRSConfig(fuzzing=True, n0=20, n=200, fuzzing_min_kl=0.2, seed=0, sequential=False),
+        FRSConfig(fuzzing=True, n0=20, n=200, fuzzing_config=FuzzingConfig(min_kl=0.2), seed=0, sequential=False),
     )
 
 
@@ -74,13 +73,13 @@ def counting_query(smoothed, config):
 
 @pytest.mark.parametrize("method", ["mcts", "occlusion", "random"])
 def test_search_captures_planted_trigger(smoothed, triggered, method):
-    config = smoothed.frs_config.replace(fuzzing_method=method)
+    config = smoothed.frs_config.replace(fuzzing_config={"method": method})
     captured = 0
     for i, (_, poisoned, position) in enumerate(triggered):
         result = smoothed.find_area(segment(smoothed.tokenizer, [poisoned])[0], config, index=i)
         captured += any(a <= position < b for a, b in result.area)
         if method != "occlusion":
-            assert result.num_forwards <= config.fuzzing_budget
+            assert result.num_forwards <= config.fuzzing_config.budget
     assert captured >= 19, f"{method} captured the trigger in {captured}/20 texts"
 
 
@@ -93,7 +92,7 @@ def test_calibration_finds_the_triggers_a_fixed_floor_hides(smoothed, triggered,
     with torch.no_grad():
         cool.classifier.weight /= 4
         cool.classifier.bias /= 4
-    fixed = smoothed.frs_config.replace(fuzzing_min_kl=0.5)
+    fixed = smoothed.frs_config.replace(fuzzing_config={"min_kl": 0.5})
     model = SmoothedModelForSequenceClassification.from_model(cool, smoothed.tokenizer, fixed)
 
     def captured(config):
@@ -108,7 +107,7 @@ def test_calibration_finds_the_triggers_a_fixed_floor_hides(smoothed, triggered,
     units = segment(smoothed.tokenizer, held_out)
     empty = np.mean([not model.find_area(u, index=i).area for i, u in enumerate(units)])
     assert before <= 2  # measured: 0 of 20
-    assert model.frs_config.fuzzing_min_kl == floor < 0.5
+    assert model.frs_config.fuzzing_config.min_kl == floor < 0.5
     assert empty >= 0.5
     assert after >= 12  # measured: 14 of 20 at a floor of 0.096 nats
 
@@ -125,7 +124,7 @@ def test_calibrate_fuzzing_by_class_reaches_the_share_in_every_predicted_class(s
         predicted = smoothed.model(**batch).logits.argmax(-1).numpy()
     units = segment(smoothed.tokenizer, held_out)
     empty = np.array([not model.find_area(u, index=i).area for i, u in enumerate(units)])
-    assert model.frs_config.fuzzing_min_kl == per_class > mixed  # the mixed floor leaves a class short here
+    assert model.frs_config.fuzzing_config.min_kl == per_class > mixed  # the mixed floor leaves a class short here
     for c in np.unique(predicted):
         assert empty[predicted == c].mean() >= 0.5
 
@@ -165,17 +164,22 @@ def test_mcts_budget_is_respected_exactly_and_deterministic(smoothed, triggered)
     units = segment(smoothed.tokenizer, [triggered[0][1]])[0]
     for budget in (2, 5, 17, 64):
         query, calls = counting_query(smoothed, smoothed.frs_config)
-        result = find_area(units, query, budget=budget, mask_token_id=smoothed.tokenizer.mask_token_id)
+        result = find_area(units, query, FuzzingConfig(budget=budget), mask_token_id=smoothed.tokenizer.mask_token_id)
         assert sum(calls) == result.num_forwards <= budget
         assert result.num_forwards == min(budget, result.num_forwards)  # stops only when spent or exhausted
         again = find_area(
-            units, counting_query(smoothed, None)[0], budget=budget, mask_token_id=smoothed.tokenizer.mask_token_id
+            units,
+            counting_query(smoothed, None)[0],
+            FuzzingConfig(budget=budget),
+            mask_token_id=smoothed.tokenizer.mask_token_id,
         )
         assert again == result
-    other_seed = find_area(units, query, budget=64, seed=1, mask_token_id=smoothed.tokenizer.mask_token_id)
+    other_seed = find_area(
+        units, query, FuzzingConfig(budget=64), seed=1, mask_token_id=smoothed.tokenizer.mask_token_id
+    )
     assert other_seed.spans != result.spans  # another seed explores differently
     with pytest.raises(ValueError, match="budget of 1"):
-        find_area(units, query, budget=1)
+        find_area(units, query, FuzzingConfig(budget=1))
 
 
 def test_mcts_finds_trigger_in_long_texts_with_fewer_forwards_than_occlusion(smoothed, rotten_tomatoes):
@@ -197,7 +201,7 @@ def test_mcts_finds_trigger_in_long_texts_with_fewer_forwards_than_occlusion(smo
         query, calls = counting_query(smoothed, config)
         # On 120-word texts the tiny model's flips are marginal (0.1-0.4 nats), hence the low min_kl.
         result = find_area(
-            units, query, budget=64, max_length=128, mask_token_id=smoothed.tokenizer.mask_token_id, min_kl=0.1
+            units, query, FuzzingConfig(min_kl=0.1), max_length=128, mask_token_id=smoothed.tokenizer.mask_token_id
         )
         assert result.num_forwards == sum(calls) <= 64 < units.num_units + 1  # occlusion would need units + 1
         assert [s for *_, s in result.spans] == sorted((s for *_, s in result.spans), reverse=True)
@@ -216,7 +220,7 @@ def test_tiny_texts(smoothed, text, most):
     units = segment(smoothed.tokenizer, [text])[0]
     found = smoothed.find_area(units)
     assert all(0 <= a < b <= units.num_units for a, b in found.area)
-    assert found.area == [] or found.spans[0][2] >= smoothed.frs_config.fuzzing_min_kl
+    assert found.area == [] or found.spans[0][2] >= smoothed.frs_config.fuzzing_config.min_kl
 
 
 def test_text_longer_than_max_length(smoothed):
@@ -282,8 +286,8 @@ def test_margin_covers_the_phrase_around_a_keyed_word(smoothed, triggered):
     """The backdoor keys on one word; a margin widens the flagged span symmetrically around it."""
     _, poisoned, position = triggered[0]
     units = segment(smoothed.tokenizer, [poisoned])[0]
-    narrow = smoothed.find_area(units, smoothed.frs_config.replace(fuzzing_margin=0))
-    wide = smoothed.find_area(units, smoothed.frs_config.replace(fuzzing_margin=2))
+    narrow = smoothed.find_area(units, smoothed.frs_config.replace(fuzzing_config={"margin": 0}))
+    wide = smoothed.find_area(units, smoothed.frs_config.replace(fuzzing_config={"margin": 2}))
     assert narrow.num_forwards == wide.num_forwards  # the margin costs no forward
     assert wide.area == dilate(narrow.area, units.num_units, margin=2, max_fraction=0.5)
     assert any(a <= position - 2 and position + 3 <= b for a, b in wide.area)
@@ -318,8 +322,8 @@ def test_shrinking_finds_every_needed_word(tokenizer, any_word):
     units = segment(tokenizer, [text])[0]
     triggers = [0, 5, 12]
     query = _rule_query(tokenizer, ["cf", "mn", "bb"], any_word=any_word)
-    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
-    oracle = _Oracle(query, 200, mutator.original())
+    mutator = Mutator(units, 64, tokenizer.mask_token_id)
+    oracle = Oracle(query, 200, mutator.original())
     target = 1.0  # nats: 0.95 -> 0.1 moves ~2.3, any trigger left moves 0
     shrink = restore_chunks if any_word else reduce_deletion_set
     assert shrink(mutator, oracle, range(units.num_units), target) == (triggers if any_word else [triggers[0]])
@@ -329,7 +333,7 @@ def test_shrinking_finds_every_needed_word(tokenizer, any_word):
     expected = triggers if any_word else []  # an all-words trigger stays off with one word back
     assert dominant_words(mutator, oracle, sorted(triggers + [2, 8]), moved, 0.1) == expected
     assert dominant_words(mutator, oracle, [5], moved, 0.1) == [5]  # one word is its own dominant word
-    result = find_area(units, query, budget=64, max_length=64, margin=0, max_fraction=0.5)
+    result = find_area(units, query, FuzzingConfig(margin=0), max_length=64)
     assert result.num_forwards <= 64
     found = [u for a, b in result.area for u in range(a, b)]
     assert set(triggers if any_word else triggers[:1]) <= set(found) and len(found) <= 3
@@ -339,7 +343,7 @@ def test_area_mask_is_the_inverse_of_spans():
     """The mask of an area covers exactly its spans; reading the spans back gives the area."""
     mask = area_mask([(1, 3), (5, 6)], 7)
     assert mask.tolist() == [False, True, True, False, False, True, False]
-    assert _spans_of(np.flatnonzero(mask).tolist()) == [(1, 3), (5, 6)]
+    assert spans_of(np.flatnonzero(mask).tolist()) == [(1, 3), (5, 6)]
     assert not area_mask([], 4).any()
 
 
@@ -367,8 +371,8 @@ def test_restoring_climbs_from_below_the_target(tokenizer):
         p1 = np.array([0.95 if set(ids[:3]) & s else 0.02 if ids[3] in s else 0.5 for s in map(set, sequences)])
         return np.stack([1 - p1, p1], axis=1)
 
-    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
-    oracle = _Oracle(query, 32, mutator.original())
+    mutator = Mutator(units, 64, tokenizer.mask_token_id)
+    oracle = Oracle(query, 32, mutator.original())
     assert oracle.rewards([mutator.delete(0, units.num_units)])[0] < 1.0
     assert restore_chunks(mutator, oracle, range(units.num_units), 1.0) == [1, 13, 19]
 
@@ -383,11 +387,11 @@ def test_mcts_gives_up_when_only_a_region_wider_than_the_area_moves(tokenizer):
         "but still holds a quiet grace"
     )
     units = segment(tokenizer, [text])[0]
-    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
+    mutator = Mutator(units, 64, tokenizer.mask_token_id)
     query = _rule_query(tokenizer, ["cf", "mn"], any_word=True)
     spent = {}
     for widest in (6, units.num_units):
-        oracle = _Oracle(query, 48, mutator.original())
+        oracle = Oracle(query, 48, mutator.original())
         spans = mcts_search(mutator, oracle, units.num_units, np.random.default_rng(0), give_up=((16, 1.0, widest),))
         assert max(spans, key=lambda s: s[2])[:2] == (0, 12)  # the half holding both words
         spent[widest] = oracle.num_forwards
@@ -413,18 +417,18 @@ def test_partner_of_a_dominant_word(tokenizer, weak_alone):
     text = "cf a quietly moving film about two sisters and the sea mn that never quite lands"
     units = segment(tokenizer, [text])[0]
     query = _leaning_query(tokenizer, "cf", "mn", weak_alone)
-    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
-    oracle = _Oracle(query, 200, mutator.original())
+    mutator = Mutator(units, 64, tokenizer.mask_token_id)
+    oracle = Oracle(query, 200, mutator.original())
     kept = [0, 11]
     moved = oracle.rewards([mutator.delete_units(kept)])[0]
     assert dominant_words(mutator, oracle, kept, moved, 0.1) == [0]  # "mn" alone returns 0.6 or 0.1, not 0.95
     expected = kept if weak_alone == 0.6 else [0]
-    assert _with_partners(mutator, oracle, kept, [0], moved, 0.1) == expected
+    assert with_partners(mutator, oracle, kept, [0], moved, 0.1) == expected
     # Through find_area: the two words sit in different halves; with both in the text, deleting
     # any span that spares "cf" moves nothing.
-    result = find_area(units, query, budget=64, max_length=64, margin=0, max_fraction=0.5, partner_words=True)
+    result = find_area(units, query, FuzzingConfig(margin=0, partner_words=True), max_length=64)
     assert [u for a, b in result.area for u in range(a, b)] == expected
-    default = find_area(units, query, budget=64, max_length=64, margin=0, max_fraction=0.5)
+    default = find_area(units, query, FuzzingConfig(margin=0), max_length=64)
     assert [u for a, b in default.area for u in range(a, b)] == [0]  # partner words are opt-in
 
 
@@ -432,19 +436,19 @@ def test_a_partner_completes_the_move_alone(tokenizer):
     """Of the words beside the dominant one, only one whose deletion with it completes the move is a
     partner ("mn"; not "quietly", which the rule ignores), and a partner the budget cannot test is left out."""
     units = segment(tokenizer, ["cf a quietly moving film about two sisters and the sea mn"])[0]
-    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
+    mutator = Mutator(units, 64, tokenizer.mask_token_id)
     kept = [0, 2, 11]
     for budget, expected in ((200, [0, 11]), (3, [0])):
-        oracle = _Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), budget, mutator.original())
+        oracle = Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), budget, mutator.original())
         moved = oracle.rewards([mutator.delete_units(kept)])[0]
         assert oracle.remaining == budget - 2  # with 3: one forward left, for deleting "cf" alone
-        assert _with_partners(mutator, oracle, kept, [0], moved, 0.1) == expected
+        assert with_partners(mutator, oracle, kept, [0], moved, 0.1) == expected
 
 
 def test_holding_back_budget(tokenizer):
     units = segment(tokenizer, ["a quietly moving film"])[0]
-    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
-    oracle = _Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 10, mutator.original())
+    mutator = Mutator(units, 64, tokenizer.mask_token_id)
+    oracle = Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 10, mutator.original())
     with oracle.holding_back(4):
         assert oracle.remaining == 5
         assert oracle.rewards([mutator.delete(u, u + 1) for u in range(4)]) != [None] * 4
@@ -456,11 +460,11 @@ def test_mcts_gives_up_when_nothing_moves(tokenizer):
     """A text on which no span moves the output: the tree stops after its first round of
     ``batch`` forwards (give-up point 8) instead of spending its budget."""
     units = segment(tokenizer, ["a quietly moving film about two sisters and the sea that never quite lands"])[0]
-    mutator = _Mutator(units, 64, tokenizer.mask_token_id)
-    oracle = _Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 48, mutator.original())
+    mutator = Mutator(units, 64, tokenizer.mask_token_id)
+    oracle = Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 48, mutator.original())
     rng = np.random.default_rng(0)
     spans = mcts_search(mutator, oracle, units.num_units, rng, batch=8, give_up=((8, 0.5, 99), (16, 1.0, 99)))
     assert oracle.num_forwards <= 9 and spans  # one round (identical mutations are forwarded once)
-    oracle = _Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 48, mutator.original())
+    oracle = Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 48, mutator.original())
     mcts_search(mutator, oracle, units.num_units, rng, batch=8)
     assert oracle.num_forwards > 9  # without give-up points it searches on

@@ -20,7 +20,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, ModelCard
 from huggingface_hub import hf_api as hf_api_module
 from huggingface_hub.hf_api import CommitInfo, RepoUrl
 
-from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
+from frs_hf import FRSConfig, FuzzingConfig, SmoothedModelForSequenceClassification, WeightNoiseConfig
 from frs_hf.hub import LIBRARY_NAME, PIPELINE_TASK, TAGS, model_card
 
 REPO_ID = "frs-org/tiny-frs-sentiment"
@@ -40,9 +40,8 @@ RESULTS = {
 SETTINGS = FRSConfig(
     omega_low=0.6,
     omega_high=0.95,
-    fuzzing_budget=48,
-    weight_noise_sigma=0.05,
-    weight_noise_draws=2,
+    fuzzing_config=FuzzingConfig(budget=48),
+    weight_noise_config=WeightNoiseConfig(sigma=0.05, draws=2),
     n0=20,
     n=200,
     seed=0,
@@ -224,7 +223,7 @@ def test_model_card_without_results_has_no_table_and_no_model_index(smoothed):
 
 
 def test_model_card_tolerates_partial_results_and_reports_changed_settings():
-    config = FRSConfig(fuzzing=True, fuzzing_budget=32)
+    config = FRSConfig(fuzzing=True, fuzzing_config={"budget": 32})
     partial = {
         "certified_accuracy": {1: 0.5, 0: 0.75, "mean": "n/a", 2: float("nan")},
         "abstention_rate": None,
@@ -270,9 +269,6 @@ def test_trainer_push_to_hub_publishes_the_frs_repo(smoothed, tokenizer, tmp_pat
         report_to=[],
         hub_model_id=REPO_ID,
         frs_eval_n=0,
-        frs_omega_low=SETTINGS.omega_low,
-        frs_omega_high=SETTINGS.omega_high,
-        frs_weight_noise_sigma=SETTINGS.weight_noise_sigma,
         frs_config=SETTINGS,
         save_strategy="no",
     )

@@ -149,8 +149,9 @@ def test_push_to_hub_uploads_checkpoint_and_frs_config(smoothed, monkeypatch):
 def test_weight_noise_draws_restore_weights(smoothed):
     before = {k: v.clone() for k, v in smoothed.model.state_dict().items()}
     plain = smoothed.certify(SHORT)
-    noisy = smoothed.certify(SHORT, weight_noise_sigma=0.5, weight_noise_draws=4, weight_noise_layers=1)
-    assert noisy == smoothed.certify(SHORT, weight_noise_sigma=0.5, weight_noise_draws=4, weight_noise_layers=1)
+    noise = {"sigma": 0.5, "draws": 4, "layers": 1}
+    noisy = smoothed.certify(SHORT, weight_noise_config=noise)
+    assert noisy == smoothed.certify(SHORT, weight_noise_config=noise)
     assert [r.counts for r in noisy] != [r.counts for r in plain]  # sigma = 0.5 changes votes
     for k, v in smoothed.model.state_dict().items():
         assert torch.equal(v, before[k]), k
@@ -207,7 +208,7 @@ def test_threads_share_one_model_without_changing_it(tiny_sentiment_model, token
     weights and training flag are untouched (inference never writes to the model)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    config = FRSConfig(n0=8, n=32, omega_low=0.3, weight_noise_sigma=0.05, weight_noise_draws=4, seed=0)
+    config = FRSConfig(n0=8, n=32, omega_low=0.3, weight_noise_config={"sigma": 0.05, "draws": 4}, seed=0)
     smoothed = SmoothedModelForSequenceClassification.from_model(tiny_sentiment_model, tokenizer, config)
     before = {k: v.clone() for k, v in tiny_sentiment_model.state_dict().items()}
     texts = [SHORT[i % 3] + " " + "ok " * (i % 5) for i in range(16)]
@@ -231,7 +232,7 @@ def test_interrupt_at_any_instant_leaves_the_model_bit_exact(tiny_sentiment_mode
     import threading
     import time
 
-    config = FRSConfig(n0=8, n=64, omega_low=0.3, weight_noise_sigma=0.05, weight_noise_draws=4, batch_size=8)
+    config = FRSConfig(n0=8, n=64, omega_low=0.3, weight_noise_config={"sigma": 0.05, "draws": 4}, batch_size=8)
     smoothed = SmoothedModelForSequenceClassification.from_model(tiny_sentiment_model, tokenizer, config)
     before = {k: v.clone() for k, v in tiny_sentiment_model.state_dict().items()}
     start = time.perf_counter()

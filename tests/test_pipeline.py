@@ -13,6 +13,7 @@ from transformers.pipelines.pt_utils import KeyDataset
 
 import frs_hf
 from frs_hf import FRSConfig, FRSPipeline, SmoothedModelForSequenceClassification
+from frs_hf.config import unflatten
 from frs_hf.pipeline import TASK, text_index
 
 CONFIG = FRSConfig(n0=10, n=50, seed=3, omega_low=0.3, sequential=False)
@@ -162,8 +163,8 @@ def test_call_time_parameters(certifier):
 
 def test_fuzzing_forwards_are_counted(certifier):
     text = "the film cf was a bore , a long and dull bore"
-    fuzz = dict(fuzzing=True, fuzzing_budget=8, fuzzing_min_kl=0.0)
-    reference = certifier.smoothed.certify(text, indices=[text_index(text)], **fuzz)
+    fuzz = dict(fuzzing=True, fuzzing_budget=8, fuzzing_min_kl=0.0)  # the pipeline takes flat names
+    reference = certifier.smoothed.certify(text, indices=[text_index(text)], **unflatten(fuzz))
     out = certifier(text, **fuzz)
     assert reference.fuzzing_forwards > 0
     assert out["num_forwards"] == reference.num_forwards + reference.fuzzing_forwards

@@ -21,7 +21,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, segment
+from frs_hf import FRSConfig, SmoothedModelForSequenceClassification, WeightNoiseConfig, segment
 from frs_hf.trainer import FRSTrainer, FRSTrainingArguments
 from frs_hf.weight_noise import WeightNoise
 
@@ -79,8 +79,13 @@ def assert_same(a, b, exact=True):
             torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
-ALL_OFF = dict(frs_randomize=False, frs_weight_noise_sigma=0.0, frs_update_clip=0.0, frs_eval_n=0)
-ALL_ON = dict(frs_weight_noise_sigma=0.02, frs_update_clip=1.0, frs_update_noise=0.1, frs_random_area=0.3)
+def noisy(sigma: float, **settings) -> FRSConfig:
+    """An FRSConfig with weight noise of std ``sigma`` (training and inference)."""
+    return FRSConfig(weight_noise_config=WeightNoiseConfig(sigma=sigma, **settings))
+
+
+ALL_OFF = dict(frs_randomize=False, frs_update_clip=0.0, frs_eval_n=0)
+ALL_ON = dict(frs_config=noisy(0.02), frs_update_clip=1.0, frs_update_noise=0.1, frs_random_area=0.3)
 
 
 def test_all_smoothing_off_trains_exactly_like_trainer(tokenizer, data, tmp_path):
@@ -116,7 +121,7 @@ def test_plain_training_arguments_are_upgraded(tokenizer, data, tmp_path, caplog
 
 
 def test_randomize_batch_deletes_words_and_keeps_labels(tokenizer, data, tmp_path):
-    trainer = make_trainer(tokenizer, data, arguments(tmp_path, frs_omega_low=0.3))
+    trainer = make_trainer(tokenizer, data, arguments(tmp_path, frs_config=FRSConfig(omega_low=0.3)))
     batch = DataCollatorWithPadding(tokenizer)([data["train"][i] for i in range(16)])
     first = trainer.randomize_batch(batch, key=1)
     assert torch.equal(first["labels"], batch["labels"])
@@ -137,8 +142,8 @@ def test_randomize_batch_deletes_words_and_keeps_labels(tokenizer, data, tmp_pat
 
 def test_copies_per_example_and_the_consistency_loss(tokenizer, data, tmp_path, tiny_sentiment_model):
     batch = DataCollatorWithPadding(tokenizer)([data["train"][i] for i in range(8)])
-    single = make_trainer(tokenizer, data, arguments(tmp_path, frs_omega_low=0.5))
-    args = arguments(tmp_path, frs_omega_low=0.5, frs_copies=3, frs_consistency=1.0)
+    single = make_trainer(tokenizer, data, arguments(tmp_path, frs_config=FRSConfig(omega_low=0.5)))
+    args = arguments(tmp_path, frs_config=FRSConfig(omega_low=0.5), frs_copies=3, frs_consistency=1.0)
     trainer = make_trainer(tokenizer, data, args, model=copy.deepcopy(tiny_sentiment_model))  # answers differ
     out = trainer.randomize_batch(batch, key=1)
     assert len(out["input_ids"]) == 24 and torch.equal(out["labels"], batch["labels"].repeat(3))
@@ -147,7 +152,9 @@ def test_copies_per_example_and_the_consistency_loss(tokenizer, data, tmp_path, 
     assert torch.equal(out["input_ids"][:8, : first["input_ids"].shape[1]], first["input_ids"])
     assert not torch.equal(out["attention_mask"][:8], out["attention_mask"][8:16])
     # Identical copies (nothing deleted) agree exactly: no consistency penalty.
-    whole = make_trainer(tokenizer, data, arguments(tmp_path, frs_omega_low=0.0, frs_copies=2, frs_consistency=5.0))
+    whole = make_trainer(
+        tokenizer, data, arguments(tmp_path, frs_config=FRSConfig(omega_low=0.0), frs_copies=2, frs_consistency=5.0)
+    )
     same = whole.randomize_batch(batch, key=1)
     assert torch.equal(same["input_ids"][:8], same["input_ids"][8:])
     assert abs(_consistency(whole, same).item()) < 1e-6
@@ -177,15 +184,19 @@ def test_clean_fraction_leaves_that_share_of_examples_whole(tokenizer, data, tmp
         return sum(row == original for row, original in zip(rows, originals, strict=True))
 
     everything = make_trainer(
-        tokenizer, data, arguments(tmp_path, frs_omega_low=0.99, frs_omega_high=0.99, frs_clean_fraction=1.0)
+        tokenizer,
+        data,
+        arguments(tmp_path, frs_config=FRSConfig(omega_low=0.99, omega_high=0.99), frs_clean_fraction=1.0),
     )
     assert whole_rows(everything, key=3) == 16
     half = make_trainer(
-        tokenizer, data, arguments(tmp_path, frs_omega_low=0.99, frs_omega_high=0.99, frs_clean_fraction=0.5)
+        tokenizer,
+        data,
+        arguments(tmp_path, frs_config=FRSConfig(omega_low=0.99, omega_high=0.99), frs_clean_fraction=0.5),
     )
     share = sum(whole_rows(half, key) for key in range(40)) / (40 * 16)
     assert share == pytest.approx(0.5, abs=0.06)  # at rate 0.99 a randomized copy is (almost) never whole
-    none = make_trainer(tokenizer, data, arguments(tmp_path, frs_omega_low=0.99, frs_omega_high=0.99))
+    none = make_trainer(tokenizer, data, arguments(tmp_path, frs_config=FRSConfig(omega_low=0.99, omega_high=0.99)))
     assert whole_rows(none, key=3) == 0
 
 
@@ -195,7 +206,7 @@ def test_weight_noise_is_removed_before_the_optimizer_step(tokenizer, data, tmp_
     lr, sigma = 0.5, 0.05
     args = arguments(
         tmp_path,
-        **ALL_OFF | dict(frs_weight_noise_sigma=sigma, frs_update_clip=update_clip),
+        **ALL_OFF | dict(frs_config=noisy(sigma), frs_update_clip=update_clip),
         optim="sgd",
         learning_rate=lr,
         lr_scheduler_type="constant",
@@ -260,7 +271,7 @@ def test_resume_from_checkpoint_continues_identically(tokenizer, data, tmp_path)
     full.train()
     checkpoint = tmp_path / "full" / "out" / "checkpoint-3"
     saved = json.loads((checkpoint / "frs_config.json").read_text())
-    assert saved["weight_noise_sigma"] == 0.02 and saved["omega_low"] == 0.2
+    assert saved["weight_noise_config"]["sigma"] == 0.02 and saved["omega_low"] == 0.2
     resumed = make_trainer(tokenizer, data, arguments(tmp_path / "resumed", **common), model=tiny_bert(tokenizer, 5))
     resumed.train(resume_from_checkpoint=str(checkpoint))
     assert_same(weights(full.model), weights(resumed.model))
@@ -315,12 +326,14 @@ def test_predict_returns_smoothed_predictions_on_request(tokenizer, data, tmp_pa
 
 
 def test_save_smoothed_model_round_trip(tokenizer, data, tmp_path):
-    trainer = make_trainer(tokenizer, data, arguments(tmp_path, **ALL_ON, frs_eval_n=0, frs_config={"n": 200}))
+    trainer = make_trainer(
+        tokenizer, data, arguments(tmp_path, **ALL_ON | dict(frs_eval_n=0, frs_config=noisy(0.02).replace(n=200)))
+    )
     trainer.train()
     trainer.save_smoothed_model(tmp_path / "smoothed")
     loaded = SmoothedModelForSequenceClassification.from_pretrained(tmp_path / "smoothed")
     assert loaded.frs_config == trainer.frs_config
-    assert loaded.frs_config.n == 200 and loaded.frs_config.weight_noise_sigma == 0.02
+    assert loaded.frs_config.n == 200 and loaded.frs_config.weight_noise_config.sigma == 0.02
     assert_same(weights(loaded.model), weights(trainer.model))
     assert loaded.certify("a gripping film", n0=20, n=100, sequential=False).num_copies == 120
 
@@ -360,7 +373,7 @@ def test_lora_trains_only_adapters_and_saves_an_adapter(tokenizer, data, tmp_pat
         expected = trainer.model(**tokenizer(texts, return_tensors="pt", padding=True)).logits
         got = loaded.model(**tokenizer(texts, return_tensors="pt", padding=True)).logits
     torch.testing.assert_close(got, expected)
-    assert loaded.frs_config.weight_noise_sigma == 0.02
+    assert loaded.frs_config.weight_noise_config.sigma == 0.02
     assert loaded.id2label == {0: "neg", 1: "pos"}
     # The adapter's initialization is seeded: the same run gives the same adapter.
     again = make_trainer(
@@ -383,8 +396,9 @@ def test_bf16_mixed_precision_trains(tokenizer, data, tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"frs_omega_low": 1.5}, "frs_omega_low"),
-        ({"frs_omega_high": -0.1}, "frs_omega_high"),
+        ({"frs_config": {"omega_low": 1.5}}, r"frs_config: FRSConfig\.omega_low"),
+        ({"frs_config": {"weight_noise_config": {"sigma": -0.1}}}, r"frs_config: WeightNoiseConfig\.sigma"),
+        ({"frs_config": 3}, "frs_config must be"),
         ({"frs_update_noise": 0.5}, "frs_update_clip"),
         ({"frs_random_area": 2.0}, "frs_random_area"),
         ({"frs_clean_fraction": 1.5}, "frs_clean_fraction"),
@@ -398,9 +412,22 @@ def test_bad_arguments_name_the_field(tmp_path, overrides, match):
         arguments(tmp_path, **overrides)
 
 
+def test_frs_config_given_as_json_or_path_and_old_flat_fields_still_work(tmp_path):
+    """The command line gives frs_config as JSON or a path; the flat fields before it (frs_omega_low...) warn."""
+    as_json = arguments(tmp_path, frs_config='{"omega_low": 0.8, "weight_noise_config": {"sigma": 0.01}}')
+    assert as_json.smoothing_config() == FRSConfig(omega_low=0.8, weight_noise_config={"sigma": 0.01})
+    FRSConfig(omega_low=0.7).save_pretrained(tmp_path / "cfg")
+    assert arguments(tmp_path, frs_config=str(tmp_path / "cfg")).smoothing_config().omega_low == 0.7
+    with pytest.warns(FutureWarning, match="frs_omega_low, frs_weight_noise_sigma are deprecated"):
+        old = arguments(tmp_path, frs_config={"n": 500}, frs_omega_low=0.8, frs_weight_noise_sigma=0.01)
+    config = old.smoothing_config()
+    assert (config.omega_low, config.weight_noise_config.sigma, config.n) == (0.8, 0.01, 500)
+    assert old.frs_omega_low is None  # folded into frs_config, not kept twice
+
+
 def test_bad_model_configuration_is_a_clear_error(tokenizer, data, tmp_path):
-    with pytest.raises(ValueError, match="weight_noise_layers=5 but BertForSequenceClassification has only 2"):
-        make_trainer(tokenizer, data, arguments(tmp_path, frs_weight_noise_sigma=0.1, frs_weight_noise_layers=5))
+    with pytest.raises(ValueError, match="layers=5 but BertForSequenceClassification has only 2"):
+        make_trainer(tokenizer, data, arguments(tmp_path, frs_config=noisy(0.1, layers=5)))
 
     class NoLayers(torch.nn.Module):  # an architecture without a layer stack
         def __init__(self):
@@ -408,11 +435,11 @@ def test_bad_model_configuration_is_a_clear_error(tokenizer, data, tmp_path):
             self.embed = torch.nn.Embedding(tokenizer.vocab_size, 8)
             self.head = torch.nn.Linear(8, 2)
 
-    with pytest.raises(ValueError, match="weight_noise_modules"):
-        FRSTrainer(model=NoLayers(), args=arguments(tmp_path, frs_weight_noise_sigma=0.1), processing_class=tokenizer)
+    with pytest.raises(ValueError, match="WeightNoiseConfig.modules"):
+        FRSTrainer(model=NoLayers(), args=arguments(tmp_path, frs_config=noisy(0.1)), processing_class=tokenizer)
     trainer = FRSTrainer(
         model=NoLayers(),
-        args=arguments(tmp_path, frs_weight_noise_sigma=0.1, frs_weight_noise_modules=["head"]),
+        args=arguments(tmp_path, frs_config=noisy(0.1, modules=["head"])),
         processing_class=tokenizer,
     )
     assert list(trainer._weight_noise.parameters) == ["head.weight", "head.bias"]

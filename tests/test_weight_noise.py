@@ -145,7 +145,7 @@ def test_top_parameter_names_never_includes_embeddings(arch):
 
 def test_top_parameter_names_too_many_layers(arch):
     model, *_ = arch
-    with pytest.raises(ValueError, match=f"weight_noise_layers={NUM_LAYERS + 1}.*only {NUM_LAYERS} layers"):
+    with pytest.raises(ValueError, match=f"layers={NUM_LAYERS + 1}.*only {NUM_LAYERS} layers"):
         top_parameter_names(model, NUM_LAYERS + 1)
 
 
@@ -161,7 +161,7 @@ def test_top_parameter_names_zero_layers_is_above_and_head_only():
 
 def test_find_layer_list_unknown_architecture():
     model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
-    with pytest.raises(ValueError, match="weight_noise_modules"):
+    with pytest.raises(ValueError, match="WeightNoiseConfig.modules"):
         find_layer_list(model)
     with pytest.raises(ValueError, match="Could not find"):
         WeightNoise(model, 0.1)

@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -96,7 +98,9 @@ def certify_dataset(
     main process gathers the results in dataset order, writes the reports (when ``output_dir`` is
     given) and every process returns the same :class:`DatasetCertification`. ``overrides`` are
     ``FRSConfig`` fields (``n=...``, ``fuzzing=True``, ...). ``predict_only`` skips the radius.
-    ``dataset_name`` and ``split`` are recorded in the summary (the model card cites them).
+    ``dataset_name`` and ``split`` are recorded in the summary (the model card cites them), and the summary is
+    kept on ``smoothed.certification_results`` (what ``push_to_hub``'s model card reports). Under several
+    GPU processes each moves the model to its GPU for the run and back to where it was after.
 
     With ``output_dir``, every finished batch is appended to ``partial-<process>.jsonl`` there, next to
     ``run.json`` (what is being certified: model, data, settings and the seed in use). Running the same
@@ -117,80 +121,95 @@ def certify_dataset(
 
     # On CPU-only machines (torchrun / accelerate launch --cpu) the process group must be asked for.
     state = PartialState(cpu=not torch.cuda.is_available())
-    if state.device.type != "cpu" and smoothed.device != state.device:
-        smoothed.model.to(state.device)  # one GPU per process, as accelerate places models
-    # One seed for the whole run, drawn by the main process: the same draws however the run is split.
-    seed = [config.seed if config.seed is not None else fresh_seed()]
-    run = {
-        "model": _model_fingerprint(smoothed),
-        "data": _data_fingerprint(texts, labels, dataset_name, split),
-        "config": asdict(config),
-        "predict_only": predict_only,
-    }
-    if output_dir is not None and state.is_main_process:
-        outputs = (TSV_NAME, RESULTS_NAME, SUMMARY_NAME)
-        what = "the results of a different certification run"
-        # A resumed run keeps the seed it started with (drawn fresh when none was asked for).
-        seed[0] = claim_output_dir(
-            output_dir, run, outputs=outputs, overwrite=overwrite, what=what, extra={"seed": seed[0]}
-        )["seed"]
-    if state.num_processes > 1:
-        broadcast_object_list(seed)
-    done = {} if output_dir is None else _finished(output_dir)
-    config = config.replace(seed=seed[0])
-    method = smoothed.predict if predict_only else smoothed.certify
-    local: list[tuple[int, FRSResult, float]] = []
-    with state.split_between_processes(list(range(len(texts)))) as mine:
-        todo = [i for i in mine if i not in done]
-        local += [(i, *done[i]) for i in mine if i in done]
-        partial = None if output_dir is None else os.path.join(output_dir, f"partial-{state.process_index}.jsonl")
-        bar = tqdm(
-            total=len(mine),
-            initial=len(mine) - len(todo),
-            desc="Certifying",
-            unit="example",
-            disable=not state.is_local_main_process or not logging.is_progress_bar_enabled(),
+    # One GPU per process, as accelerate places models; the caller's model goes back where it was.
+    with _placed(smoothed.model, state.device if state.device.type != "cpu" else smoothed.device):
+        # One seed for the whole run, drawn by the main process: the same draws however the run is split.
+        seed = [config.seed if config.seed is not None else fresh_seed()]
+        run = {
+            "model": _model_fingerprint(smoothed),
+            "data": _data_fingerprint(texts, labels, dataset_name, split),
+            "config": asdict(config),
+            "predict_only": predict_only,
+        }
+        if output_dir is not None and state.is_main_process:
+            outputs = (TSV_NAME, RESULTS_NAME, SUMMARY_NAME)
+            what = "the results of a different certification run"
+            # A resumed run keeps the seed it started with (drawn fresh when none was asked for).
+            seed[0] = claim_output_dir(
+                output_dir, run, outputs=outputs, overwrite=overwrite, what=what, extra={"seed": seed[0]}
+            )["seed"]
+        if state.num_processes > 1:
+            broadcast_object_list(seed)
+        done = {} if output_dir is None else _finished(output_dir)
+        config = config.replace(seed=seed[0])
+        method = smoothed.predict if predict_only else smoothed.certify
+        local: list[tuple[int, FRSResult, float]] = []
+        with state.split_between_processes(list(range(len(texts)))) as mine:
+            todo = [i for i in mine if i not in done]
+            local += [(i, *done[i]) for i in mine if i in done]
+            partial = None if output_dir is None else os.path.join(output_dir, f"partial-{state.process_index}.jsonl")
+            bar = tqdm(
+                total=len(mine),
+                initial=len(mine) - len(todo),
+                desc="Certifying",
+                unit="example",
+                disable=not state.is_local_main_process or not logging.is_progress_bar_enabled(),
+            )
+            with bar:
+                for start in range(0, len(todo), texts_per_call):
+                    batch = todo[start : start + texts_per_call]
+                    begin = time.perf_counter()
+                    results = method([texts[i] for i in batch], indices=batch, **asdict(config))
+                    seconds = (time.perf_counter() - begin) / len(batch)
+                    local += [(i, r, seconds) for i, r in zip(batch, results, strict=True)]
+                    if partial is not None:  # appended as soon as a batch is done: an interrupt loses one batch
+                        with open(partial, "a", encoding="utf-8") as f:
+                            f.write(
+                                "".join(
+                                    _result_line(i, r, labels[i], seconds) for i, r in zip(batch, results, strict=True)
+                                )
+                            )
+                    bar.update(len(batch))
+        gathered = sorted(gather_object(local) if state.num_processes > 1 else local, key=lambda t: t[0])
+        results = [r for _, r, _ in gathered]
+        summary = summarize_certification(
+            labels, [r.label for r in results], [None if predict_only else r.radius for r in results]
         )
-        with bar:
-            for start in range(0, len(todo), texts_per_call):
-                batch = todo[start : start + texts_per_call]
-                begin = time.perf_counter()
-                results = method([texts[i] for i in batch], indices=batch, **asdict(config))
-                seconds = (time.perf_counter() - begin) / len(batch)
-                local += [(i, r, seconds) for i, r in zip(batch, results, strict=True)]
-                if partial is not None:  # appended as soon as a batch is done: an interrupt loses one batch
-                    with open(partial, "a", encoding="utf-8") as f:
-                        f.write(
-                            "".join(_result_line(i, r, labels[i], seconds) for i, r in zip(batch, results, strict=True))
-                        )
-                bar.update(len(batch))
-    gathered = sorted(gather_object(local) if state.num_processes > 1 else local, key=lambda t: t[0])
-    results = [r for _, r, _ in gathered]
-    summary = summarize_certification(
-        labels, [r.label for r in results], [None if predict_only else r.radius for r in results]
-    )
-    if predict_only:  # no radius was computed: there is no certified accuracy to report
-        del summary["certified_accuracy"], summary["mean_certified_radius"]
-    summary.update(
-        dataset=dataset_name,
-        split=split,
-        config=asdict(config),
-        num_processes=state.num_processes,
-        seconds_per_example=sum(s for _, _, s in gathered) / len(gathered),
-        # What sequential looks save: copies drawn and model forwards (distinct copies), per example.
-        copies_per_example=sum(r.num_copies for r in results) / len(results),
-        forwards_per_example=sum(r.num_forwards + r.fuzzing_forwards for r in results) / len(results),
-    )
-    if not predict_only:
-        smoothed.certification_results = summary  # the model card of a later push_to_hub shows it
-    report = DatasetCertification(results, labels, [s for _, _, s in gathered], summary)
-    if output_dir is not None and state.is_main_process:
-        report.write(output_dir)
-        for name in os.listdir(output_dir):
-            if name.startswith("partial-"):
-                os.remove(os.path.join(output_dir, name))
-    state.wait_for_everyone()
-    return report
+        if predict_only:  # no radius was computed: there is no certified accuracy to report
+            del summary["certified_accuracy"], summary["mean_certified_radius"]
+        summary.update(
+            dataset=dataset_name,
+            split=split,
+            config=asdict(config),
+            num_processes=state.num_processes,
+            seconds_per_example=sum(s for _, _, s in gathered) / len(gathered),
+            # What sequential looks save: copies drawn and model forwards (distinct copies), per example.
+            copies_per_example=sum(r.num_copies for r in results) / len(results),
+            forwards_per_example=sum(r.num_forwards + r.fuzzing_forwards for r in results) / len(results),
+        )
+        if not predict_only:
+            smoothed.certification_results = summary  # the model card of a later push_to_hub shows it
+        report = DatasetCertification(results, labels, [s for _, _, s in gathered], summary)
+        if output_dir is not None and state.is_main_process:
+            report.write(output_dir)
+            for name in os.listdir(output_dir):
+                if name.startswith("partial-"):
+                    os.remove(os.path.join(output_dir, name))
+        state.wait_for_everyone()
+        return report
+
+
+@contextmanager
+def _placed(model: torch.nn.Module, device: torch.device) -> Iterator[None]:
+    """``model`` on ``device`` inside the block, back on its own device after it."""
+    home = next(model.parameters()).device
+    if home != device:
+        model.to(device)
+    try:
+        yield
+    finally:
+        if home != device:
+            model.to(home)
 
 
 def _model_fingerprint(smoothed: SmoothedModelForSequenceClassification) -> dict[str, Any]:

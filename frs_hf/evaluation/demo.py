@@ -43,7 +43,7 @@ class DemoConfig:
     calibration_texts: int = field(
         default=0,
         metadata={
-            "help": "Held-out test sentences (never evaluated) on which FRS's fuzzing_min_kl is calibrated "
+            "help": "Held-out test sentences (never evaluated) on which FRS's fuzzing floor (min_kl) is calibrated "
             "(SmoothedModelForSequenceClassification.calibrate_fuzzing); 0 keeps the default floor."
         },
     )
@@ -99,7 +99,7 @@ def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     models, train_seconds = {}, {}
-    for name, frs in (("undefended", None), ("frs", {"frs_omega_low": config.omega_low})):
+    for name, frs in (("undefended", None), ("frs", {"frs_config": FRSConfig(omega_low=config.omega_low)})):
         set_seed(config.seed)  # the same classification head for both
         model = AutoModelForSequenceClassification.from_pretrained(
             minilm_path(),
@@ -141,7 +141,8 @@ def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
     if config.calibration_texts:
         floor = smoothed.calibrate_fuzzing(list(held_out["text"]), empty_fraction=config.calibration_empty_fraction)
         path = os.path.join(config.output_dir, "frs")
-        FRSConfig.from_pretrained(path).replace(fuzzing_min_kl=floor).save_pretrained(path)
+        saved = FRSConfig.from_pretrained(path)
+        saved.replace(fuzzing_config=saved.fuzzing_config.replace(min_kl=floor)).save_pretrained(path)
     defenses = {
         "undefended": lambda seed: NoDefense(models["undefended"], tokenizer, max_length=MAX_LENGTH),
         "FRS-trained, no smoothing": lambda seed: NoDefense(models["frs"], tokenizer, max_length=MAX_LENGTH),
@@ -162,7 +163,7 @@ def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
             "demo": asdict(config),
             "attack": {"name": "badnet", **asdict(attack)},
             "train_seconds": train_seconds,
-            "fuzzing_min_kl": smoothed.frs_config.fuzzing_min_kl,
+            "fuzzing_min_kl": smoothed.frs_config.fuzzing_config.min_kl,
         },
     )
     report.metadata["total_seconds"] = time.perf_counter() - start
