@@ -180,6 +180,11 @@ def test_mcts_budget_is_respected_exactly_and_deterministic(smoothed, triggered)
     assert other_seed.spans != result.spans  # another seed explores differently
     with pytest.raises(ValueError, match="budget of 1"):
         find_area(units, query, FuzzingConfig(budget=1))
+    with pytest.warns(FutureWarning, match=r"find_area\(budget=\) is deprecated"):  # the keyword signature
+        legacy = find_area(
+            units, counting_query(smoothed, None)[0], budget=32, mask_token_id=smoothed.tokenizer.mask_token_id
+        )
+    assert legacy == find_area(units, query, FuzzingConfig(budget=32), mask_token_id=smoothed.tokenizer.mask_token_id)
 
 
 def test_mcts_finds_trigger_in_long_texts_with_fewer_forwards_than_occlusion(smoothed, rotten_tomatoes):

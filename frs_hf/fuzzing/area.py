@@ -5,8 +5,10 @@ search -> select the standout spans -> refine by shrinking -> dilate by a margin
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -127,13 +129,23 @@ def find_area(
     mask_token_id: int | None = None,
     seed: int = 0,
     index: int = 0,
+    **settings: Any,
 ) -> FuzzingResult:
     """Search the vulnerable area of one text as ``config`` says (default: ``FuzzingConfig()``).
 
     ``config.budget`` bounds the model forwards (the original text counts as one) for 'mcts' and 'random';
-    'occlusion' always spends one forward per word. Deterministic for ``(seed, index)``.
+    'occlusion' always spends one forward per word. Deterministic for ``(seed, index)``. Keyword settings
+    (``budget=32``, ``max_fraction=0.3``: the signature before ``FuzzingConfig``) still work, with a warning.
     """
     config = config or FuzzingConfig()
+    if settings:
+        names = {"max_fraction": "max_area", "max_words": "max_area_words"}
+        warnings.warn(
+            f"find_area({', '.join(f'{k}=' for k in settings)}) is deprecated: pass a FuzzingConfig.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        config = config.replace(**{names.get(k, k): v for k, v in settings.items()})
     method, budget = config.method, config.budget
     if budget < 2 and method != "occlusion":
         raise ValueError(f"A fuzzing budget of {budget} leaves no forward for the search (the original uses one).")
