@@ -255,6 +255,16 @@ def _assumptions(config: FRSConfig) -> str:
         "When the bound is too weak the model abstains instead of guessing.\n"
         "- **Robust is not correct**: a certificate says the label cannot be *changed* by the stated edits, not "
         "that it is right.\n"
+        + (
+            f"- **With `omega_low` = {config.omega_low:g} every `radius` is 0**: one edit anywhere is covered only "
+            "when `omega_low` > 1.5 − p̲_A ≥ 0.5. What is certified is the label of the text itself"
+            + (" and, through `area_radius`, the removal of flagged words" if config.fuzzing else "")
+            + ".\n"
+            if config.omega_low <= 0.5
+            else ""
+        )
+        + "- **Not every trigger is a set of words**: a backdoor keyed on a text style or a syntactic template "
+        "survives word deletion; no certificate here covers it.\n"
         "- **Weight noise** (when on) is part of the smoothed classifier; it does not enlarge any radius.\n"
         "- **Tokenization**: the certificate is exact for tokenizers that split on whitespace first (WordPiece: "
         "BERT, MiniLM, DistilBERT). For byte-level BPE and SentencePiece tokenizers it speaks about the token "

@@ -246,6 +246,14 @@ def test_radius_ceiling_follows_n_alpha_and_omega_low(smoothed):
     assert "beyond radius 0 " in str(model_card(FRSConfig(omega_low=0.2)))
 
 
+def test_the_card_says_what_the_defaults_certify_and_what_no_certificate_covers():
+    default = str(model_card(FRSConfig(fuzzing=True)))
+    assert "With `omega_low` = 0.2 every `radius` is 0" in default and "removal of flagged words" in default
+    certifying = str(model_card(FRSConfig(omega_low=0.8)))
+    assert "every `radius` is 0" not in certifying
+    assert all("syntactic template" in card for card in (default, certifying))
+
+
 def test_save_pretrained_writes_the_card(smoothed, tmp_path):
     smoothed.save_pretrained(tmp_path / "with")
     assert "## Certification results" in (tmp_path / "with" / "README.md").read_text()
