@@ -7,6 +7,7 @@ certified with the settings it was trained for. Like PEFT's configs, each idea h
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -61,9 +62,12 @@ class _Settings:
     and a dict / JSON round trip (nested configs as nested dicts)."""
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # a nested config given as its dict (JSON, replace(...))
-            if f.type in _SETTINGS and isinstance(getattr(self, f.name), dict):
-                object.__setattr__(self, f.name, _SETTINGS[f.type].from_dict(getattr(self, f.name)))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in _SETTINGS and isinstance(value, dict):  # given as its dict (JSON, replace(...))
+                object.__setattr__(self, f.name, _SETTINGS[f.type].from_dict(value))
+            elif isinstance(value, _Settings):  # a copy of its own: no config shares a mutable part with another
+                object.__setattr__(self, f.name, copy.deepcopy(value))
         self.validate()
 
     def validate(self) -> None:

@@ -175,6 +175,15 @@ def test_replace_with_a_dict_changes_only_the_sub_settings_it_names():
     assert FRSConfig(fuzzing_config={"min_kl": 0.5}).fuzzing_config.budget == 64  # a new config: defaults
 
 
+def test_configs_share_no_mutable_part():
+    search = FuzzingConfig(budget=16)
+    config = FRSConfig(fuzzing_config=search)
+    copy = config.replace(n=2000)
+    copy.fuzzing_config.budget = 8
+    search.budget = 4
+    assert config.fuzzing_config.budget == 16  # neither the copy nor the caller's object reaches it
+
+
 def test_nested_configs_changed_in_place_are_validated():
     config = FRSConfig()
     config.fuzzing_config.budget = 0
