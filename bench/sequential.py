@@ -36,7 +36,7 @@ from common import print_header, setup
 from operating_point import commit
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from frs_hf import FRSConfig, FuzzingConfig, SmoothedModelForSequenceClassification
+from frs_hf import FRSConfig, FuzzingConfig, SmoothedModelForSequenceClassification, segment
 from frs_hf.data import load_packaged_dataset
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -104,7 +104,22 @@ def certify_runs(args: argparse.Namespace) -> dict:
         runs[name] = measure(smoothed, texts, labels, config, args.radii)
         print(f"{name}: done in {runs[name]['seconds']:.0f} s", flush=True)
     print_table(runs, args.radii)
-    return {"texts": len(texts), "runs": runs}
+    out = {"texts": len(texts), "runs": runs}
+    if args.fuzzing:
+        out["fuzzing_cache"] = fuzzing_cache(smoothed, texts, base)
+    return out
+
+
+def fuzzing_cache(smoothed, texts: list[str], config: FRSConfig) -> dict:
+    """What the search's cache saves: mutations answered against model forwards, per text (one search each)."""
+    units = segment(smoothed.tokenizer, texts)
+    found = [smoothed.find_area(u, config, index=i) for i, u in enumerate(units)]
+    queries, forwards = np.mean([f.num_queries for f in found]), np.mean([f.num_forwards for f in found])
+    print(
+        f"fuzzing ({config.fuzzing_config.method}): {queries:.1f} mutations answered per text, "
+        f"{forwards:.1f} model forwards"
+    )
+    return {"queries_per_text": float(queries), "forwards_per_text": float(forwards)}
 
 
 def ratio(a: float | None, b: float | None) -> str:

@@ -160,6 +160,15 @@ def test_memoize_forwards_each_sequence_once():
     assert cached([b, a]).tolist() == [[7, 1], [3, 1]] and len(seen) == 2
 
 
+def test_repeated_mutations_cost_no_forward(smoothed, triggered):
+    units = segment(smoothed.tokenizer, [triggered[0][1]])[0]
+    query, calls = counting_query(smoothed, smoothed.frs_config)
+    result = find_area(units, query, FuzzingConfig(budget=64), mask_token_id=smoothed.tokenizer.mask_token_id)
+    assert result.num_queries > result.num_forwards == sum(calls)  # MCTS revisits spans: the cache answers
+    occlusion = find_area(units, query, FuzzingConfig(method="occlusion"))
+    assert occlusion.num_queries == occlusion.num_forwards == units.num_units + 1  # nothing repeats
+
+
 def test_mcts_budget_is_respected_exactly_and_deterministic(smoothed, triggered):
     units = segment(smoothed.tokenizer, [triggered[0][1]])[0]
     for budget in (2, 5, 17, 64):
@@ -167,6 +176,7 @@ def test_mcts_budget_is_respected_exactly_and_deterministic(smoothed, triggered)
         result = find_area(units, query, FuzzingConfig(budget=budget), mask_token_id=smoothed.tokenizer.mask_token_id)
         assert sum(calls) == result.num_forwards <= budget
         assert result.num_forwards == min(budget, result.num_forwards)  # stops only when spent or exhausted
+        assert result.num_queries >= result.num_forwards  # repeated mutations come from the cache, for free
         again = find_area(
             units,
             counting_query(smoothed, None)[0],

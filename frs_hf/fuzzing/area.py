@@ -31,6 +31,7 @@ class FuzzingResult:
     spans: list[tuple[int, int, float]]
     area: list[Span]
     num_forwards: int
+    num_queries: int = 0  # mutations answered, repeats (from the cache, no forward) included
 
 
 def area_cap(num_units: int, max_fraction: float, max_words: int | None = None) -> int:
@@ -175,7 +176,7 @@ def find_area(
     area = dilate(
         area, units.num_units, margin=config.margin, max_fraction=config.max_area, max_words=config.max_area_words
     )
-    return FuzzingResult(spans=spans, area=area, num_forwards=oracle.num_forwards)
+    return FuzzingResult(spans=spans, area=area, num_forwards=oracle.num_forwards, num_queries=oracle.num_queries)
 
 
 def _rules(config: FuzzingConfig) -> dict:

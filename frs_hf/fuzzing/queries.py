@@ -24,13 +24,17 @@ def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-12) -> np.ndarra
 
 
 class Oracle:
-    """Batched, cached model queries with a hard forward budget."""
+    """Batched, cached model queries with a hard forward budget.
+
+    A mutation the search asks for again (MCTS revisits spans; shrinking retries sets) is answered from the
+    cache: it costs no forward and no budget. ``num_queries`` counts the answers, ``num_forwards`` the forwards.
+    """
 
     def __init__(self, query: Query, budget: int, original: np.ndarray) -> None:
         self.query, self.budget = query, budget
         self.cache: dict[bytes, float] = {}
         self.base = query([original])[0]
-        self.num_forwards = 1
+        self.num_forwards = self.num_queries = 1
 
     @property
     def remaining(self) -> int:
@@ -56,7 +60,9 @@ class Oracle:
             probs = self.query(list(new.values()))
             self.cache.update(zip(new, kl_divergence(probs, self.base[None, :]).tolist(), strict=True))
             self.num_forwards += len(new)
-        return [self.cache.get(k) for k in keys]
+        answers = [self.cache.get(k) for k in keys]
+        self.num_queries += sum(a is not None for a in answers)
+        return answers
 
 
 def original_sequence(units: TextUnits, max_length: int, deleted: Sequence[int] = ()) -> np.ndarray:
