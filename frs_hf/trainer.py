@@ -33,7 +33,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer import logger as trainer_logger
 from transformers.utils import logging
 
-from .config import FRSConfig
+from .config import FRSConfig, _help
 from .evaluation.metrics import abstention_rate, certified_accuracy
 from .randomize import collate, randomize, segment, unit_rates
 from .utils import Stream, derive_seed
@@ -53,10 +53,6 @@ def _progress_bars(enabled: bool) -> Iterator[None]:
     finally:
         if was and not enabled:
             logging.enable_progress_bar()
-
-
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
 
 
 @dataclass(kw_only=True)
