@@ -12,12 +12,17 @@ and prints, per way: certified accuracy at each radius, the abstention rate, the
 model forwards (distinct copies) per text -- overall, on texts that end certified and on texts that
 end in abstention -- the fuzzing forwards (with ``--fuzzing``), the wall time and each ratio to fixed.
 
+``--simulate`` instead replays the stopping rule without a model: every text of an operating-point results
+file, its measured vote share taken as the truth, is certified again by simulation at several ``FUTILITY``
+levels (how early a text that cannot certify more stops) next to fixed ``n``.
+
 ``--memory`` instead measures peak RSS of certifying one long text (``--memory-words`` words) at
 n = 1,000 and n = 100,000, each in a fresh process, with a tiny BERT built from a config (the engine's
 memory does not depend on the model; a real model would take hours for 100,000 long copies here).
 
     python bench/sequential.py --model cache/operating_point/frs-5c469dab55 --omega 0.8 --threads 1
     python bench/sequential.py --memory --threads 1
+    python bench/sequential.py --simulate bench/results/operating_point-rotten_tomatoes.json --omega 0.8
 
 Writes ``bench/results/sequential-<dataset>.json`` (or ``--output``) with the command, machine and commit.
 """
@@ -155,6 +160,51 @@ def print_table(runs: dict, radii: list[int]) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
+def simulate_futility(path: str, omega: float, levels: list[float], repeats: int = 3, n: int = 1000) -> dict:
+    """The stopping rule's trade-off without a model: each text of an operating-point results file (its vote
+    share at ``omega``, from ``n`` copies) is taken as the truth and certified again by simulation, fixed
+    ``n0 + n`` and sequential with each ``FUTILITY`` level. Prints texts certified at r >= 0, 1, 2 and copies."""
+    from frs_hf import certify as stats
+
+    records = json.loads(Path(path).read_text())["records"]
+    shares = [t["counts"][0] / sum(t["counts"]) for r in records if abs(r["omega"] - omega) < 1e-9 for t in r["texts"]]
+    rng, looks, alpha, rows = np.random.default_rng(0), stats.look_schedule(100, n), 0.001, {}
+    shipped = stats.FUTILITY
+
+    def votes(p: float, m: int) -> np.ndarray:
+        k = rng.binomial(m, p)
+        return np.array([k, m - k])
+
+    for level in [None, *levels]:
+        radii, copies = [], []
+        for p in shares:
+            for _ in range(repeats):
+                if level is None:  # Cohen et al.: n0 = 100 selection copies, then n
+                    cert, used = stats.certify_from_counts(votes(p, 100), votes(p, n), alpha, omega), 100 + n
+                else:
+                    stats.FUTILITY, counts, cert, used = level, np.zeros(2, np.int64), None, 0
+                    for look, total in enumerate(looks):
+                        counts += votes(p, total - used)
+                        used = total
+                        cert, stop = stats.sequential_look(counts, look, looks, alpha, omega, best=cert)
+                        if stop:
+                            break
+                radii.append(-1 if cert.label is None else cert.radius)
+                copies.append(used)
+        radii, copies = np.array(radii), np.array(copies)
+        name = "fixed" if level is None else f"sequential, futility {level:g}"
+        rows[name] = {
+            "certified": {str(r): float(np.mean(radii >= r)) for r in (0, 1, 2)},
+            "copies": float(copies.mean()),
+            "copies_abstained": float(copies[radii < 0].mean()) if (radii < 0).any() else None,
+        }
+        cells = " / ".join(f"{100 * v:.1f}" for v in rows[name]["certified"].values())
+        abstained = rows[name]["copies_abstained"]
+        print(f"{name}: certified r>=0/1/2 {cells} %, copies {copies.mean():.0f}, on abstentions {abstained:.0f}")
+    stats.FUTILITY = shipped
+    return {"texts": len(shares), "omega": omega, "repeats": repeats, "rows": rows}
+
+
 MEMORY_CHILD = """
 import resource, sys, time
 import torch
@@ -224,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--radii", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--targets", type=int, nargs="*", default=[1], help="Radii for the target-radius runs.")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--simulate", help="An operating_point results file: simulate the stopping rule instead.")
+    p.add_argument("--futility", type=float, nargs="+", default=[0.1, 0.25, 0.5], help="Levels for --simulate.")
     p.add_argument("--memory", action="store_true", help="Measure peak RSS at n = 1,000 and 100,000 instead.")
     p.add_argument("--memory-words", type=int, default=10_000)
     p.add_argument("--threads", type=int, default=None)
@@ -233,9 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     command, machine = print_header()
     if args.memory:
         payload, default = memory_runs(args), RESULTS / "sequential-memory.json"
+    elif args.simulate:
+        payload = simulate_futility(args.simulate, args.omega, args.futility)
+        default = RESULTS / "sequential-futility.json"
     else:
         if not args.model:
-            p.error("--model is required (a checkpoint folder), unless --memory")
+            p.error("--model is required (a checkpoint folder), unless --memory or --simulate")
         payload, default = certify_runs(args), RESULTS / f"sequential-{args.dataset}.json"
     settings = {k: v for k, v in vars(args).items() if k not in ("output", "threads")}
     output = Path(args.output or default)
