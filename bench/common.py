@@ -1,5 +1,5 @@
 """What every benchmark script does before it measures: quiet logs, its torch threads, and a header
-that names the command and the machine (docs/benchmarks.md quotes both next to each table)."""
+that names the command and the machine (the results files keep both; docs/benchmarks.md shows the command)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ stage of the search with the forwards it spent: the tree search's best spans, th
         --learning-rate 1e-4 --poison-rate 0.2 --threads 1
     python bench/fuzzing_trace.py --attacks badnet --texts 24 --min-kl 0.99 --partner-words   # one sentence
 
-docs/benchmarks.md ("IMDB reviews") quotes its output at the commits it names.
+It prints one trace per text: a diagnostic, not a table of docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,0 +1,646 @@
+"""docs/benchmarks.md, generated from the results files in ``bench/results/``.
+
+Every table of the page comes from one or more ``bench/results/*.json`` files, and so does the command
+shown with it. Two kinds of file:
+
+- written by a bench script (``operating_point-*.json``, ``sequential-*.json``): command, machine,
+  commit, settings and the raw results; their tables are printed by the script's own ``print_table``;
+- transcribed (``"source"`` says so): command, machine, commit and the table itself as ``columns`` +
+  ``rows`` (cells: a number, ``null`` for "–", a string, a list of numbers shown as ``a / b``,
+  ``{"value", "interval"}`` shown as ``v [lo, hi]``, or ``{"value", "n"}`` shown as ``v (n)``;
+  ``formats`` gives a column's number format where trailing zeros matter).
+
+The prose of each section lives in ``SECTIONS`` below.
+
+    python bench/render_docs.py           # rewrite docs/benchmarks.md
+    python bench/render_docs.py --check   # exit 1 if docs/benchmarks.md is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+DOC = BENCH.parent / "docs" / "benchmarks.md"
+
+
+def load(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text(encoding="utf-8"))
+
+
+# --- cells and tables of transcribed results ---------------------------------------------------------------
+
+
+def number(value: float | int, fmt: str | None) -> str:
+    return fmt.format(value) if fmt else str(value)
+
+
+def cell(value, fmt: str | None = None) -> str:
+    """One table cell as the page shows it (see the module docstring for the cell kinds)."""
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " / ".join(number(v, fmt) for v in value)
+    if isinstance(value, dict):
+        shown = number(value["value"], fmt)
+        if "interval" in value:
+            low, high = value["interval"]
+            return f"{shown} [{number(low, fmt)}, {number(high, fmt)}]"
+        return f"{shown} ({value['n']})"
+    return number(value, fmt)
+
+
+def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def table(data: dict) -> str:
+    """A transcribed results file's table."""
+    formats = data.get("formats", {})
+    rows = [[cell(v, formats.get(c)) for c, v in zip(data["columns"], row, strict=True)] for row in data["rows"]]
+    return markdown_table(data["columns"], rows)
+
+
+# --- tables of the bench scripts' own results files ---------------------------------------------------------
+
+
+def printed(function: Callable, *args) -> str:
+    """What a bench script's table printer prints, without its leading blank line."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        function(*args)
+    return out.getvalue().strip("\n")
+
+
+def drop_column(markdown: str, name: str, when: str = "0") -> str:
+    """``markdown`` without column ``name`` if every row has ``when`` there (an all-zero column says nothing)."""
+    lines = markdown.split("\n")
+    rows = [line.strip("|").split(" | ") for line in lines]
+    rows = [[c.strip() for c in row] for row in rows]
+    if name not in rows[0]:
+        return markdown
+    k = rows[0].index(name)
+    if any(row[k] != when for row in rows[2:]):
+        return markdown
+    return markdown_table(rows[0][:k] + rows[0][k + 1 :], [r[:k] + r[k + 1 :] for r in rows[2:]])
+
+
+def operating_point(results: list[dict]) -> str:
+    """``bench/operating_point.py --from-results``: the certification table, and the backdoor table if any."""
+    from operating_point import print_backdoor_table, print_table
+
+    records = [r for data in results for r in data["records"]]
+    radii = results[0]["settings"]["radii"]
+    tables = [printed(print_table, records, radii), printed(print_backdoor_table, records)]
+    return "\n\n".join(t for t in tables if t)
+
+
+def sequential(results: list[dict]) -> str:
+    """``bench/sequential.py``'s table of one run."""
+    from sequential import print_table
+
+    (data,) = results
+    return drop_column(printed(print_table, data["runs"], data["settings"]["radii"]), "fuzzing forwards / text")
+
+
+def fuzzing_forwards(results: list[dict]) -> str:
+    """The sequential run at the defaults without fuzzing, and with each area finder."""
+    columns = [
+        "fuzzing",
+        "cert. acc. r≥0",
+        "abstain",
+        "copies / text",
+        "smoothing forwards / text",
+        "fuzzing forwards / text",
+        "all forwards / text",
+        "time (s)",
+    ]
+    rows = []
+    for data in results:
+        settings, run = data["settings"], data["runs"]["sequential"]
+        name = settings["fuzzing_method"] if settings["fuzzing"] else "none"
+        cells = [f"{100 * run['certified_accuracy']['0']:.1f}", f"{100 * run['abstain']:.1f}"]
+        cells += [f"{v:.0f}" for v in (run["copies"], run["forwards"], run["fuzzing_forwards"])]
+        cells += [f"{run['forwards'] + run['fuzzing_forwards']:.0f}", f"{run['seconds']:.0f}"]
+        rows.append([name, *cells])
+    return markdown_table(columns, rows)
+
+
+def memory(results: list[dict]) -> str:
+    """``bench/sequential.py --memory``: peak RSS of one long text at two values of n."""
+    (data,) = results
+    rows = [
+        [f"{int(n):,}", f"{row['forwards']:,}", f"{row['peak_rss_mb']:.0f} MB", f"{row['rss_before_mb']:.0f} MB"]
+        for n, row in data["rows"].items()
+    ]
+    return markdown_table(["n", "forwards", "peak RSS", "RSS before `certify`"], rows)
+
+
+def transcribed(results: list[dict]) -> str:
+    (data,) = results
+    return table(data)
+
+
+def checkpoints(results: list[dict]) -> str:
+    """``checkpoint_poisoning`` files (one dataset each; the attack in the settings or per row) as one table."""
+    columns = ["dataset", "attack", "model", "CA", "ASR", "seconds"]
+    rows = []
+    for data in results:
+        formats = data.get("formats", {})
+        for row in data["rows"]:
+            cells = {c: cell(v, formats.get(c)) for c, v in zip(data["columns"], row, strict=True)}
+            cells.setdefault("attack", data["settings"].get("attack"))
+            rows.append([data["settings"]["dataset"], *(cells[c] for c in columns[1:])])
+    return markdown_table(columns, rows)
+
+
+# --- the page ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    files: list[str]
+    render: Callable[[list[dict]], str] = transcribed
+    caption: str = ""
+    before: list[str] = field(default_factory=list)  # commands shown before the results files' own
+    after: list[str] = field(default_factory=list)  # ... and after them
+
+
+@dataclass
+class Section:
+    title: str
+    intro: str
+    tables: list[Table]
+    notes: list[str]
+    level: int = 2
+
+
+def commands(results: list[dict], before: list[str], after: list[str]) -> list[str]:
+    """The commands of a table: ``before``, those its results files record (a string or a list), ``after``."""
+    found = []
+    for data in results:
+        command = data["command"]
+        found += [command] if isinstance(command, str) else command
+    return before + found + after
+
+
+def fill(text: str, indent: str = "", width: int = 110) -> str:
+    """One paragraph of prose over lines of at most ``width`` characters (continuations get ``indent``)."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return ("\n" + indent).join(lines)
+
+
+def prose(text: str) -> str:
+    """Paragraphs (separated by blank lines), each filled."""
+    return "\n\n".join(fill(p) for p in re.split(r"\n\s*\n", text.strip()))
+
+
+def render_section(section: Section) -> str:
+    """Title, intro, the commands of all its tables, each table (with its caption), then the notes."""
+    results = [[load(f) for f in t.files] for t in section.tables]
+    shown = [c for t, res in zip(section.tables, results, strict=True) for c in commands(res, t.before, t.after)]
+    parts = ["#" * section.level + " " + section.title, prose(section.intro)]
+    if shown:
+        unique: dict[str, str] = {}  # without its comment -> the command as shown (the commented one wins)
+        for command in shown:
+            base = command.partition("   #")[0]
+            unique[base] = command if len(command) > len(unique.get(base, "")) else unique[base]
+        parts.append("```bash\n" + "\n".join(unique.values()) + "\n```")
+    for t, res in zip(section.tables, results, strict=True):
+        if t.caption:
+            parts.append(prose(t.caption))
+        parts.append(t.render(res))
+    if section.notes:
+        parts.append("What this shows:\n\n" + "\n".join("- " + fill(note, "  ") for note in section.notes))
+    return "\n\n".join(parts)
+
+
+# --- the page's prose: one Section per scenario, in page order -------------------------------------------------
+
+INTRO = """
+What the scripts in `bench/` measured (`bench/README.md` describes them). This page is generated by `python
+bench/render_docs.py` from `bench/results/*.json` (edit the prose there, not here): every table comes from
+those files, and the commands shown with it are the ones they record, with the machine and the commit. Files
+written by a bench script keep its raw results; transcribed ones, from runs whose raw output was not kept, the
+table only.
+
+Machine: x86_64, 2 cores, no GPU, torch 2.13.0 (CPU build), mostly 1 torch thread per run with other runs
+sharing the cores: seconds are indicative; overheads are ratios against a baseline interleaved with the run.
+"""
+
+OP_SETUP = """
+What does a deletion rate that can certify an edit anywhere cost? `radius ≥ r` needs `p̲_A > 1.5 − ω^r`
+(docs/theory.md): no radius ≥ 1 at `ω ≤ 0.5` (the default `omega_low = 0.2` certifies radius 0 only), `r ≥ 2`
+needs `ω > 0.71`, and at `ω = 0.7 / 0.8 / 0.9` radius 1 needs `p̲_A > 0.80 / 0.70 / 0.60`.
+
+Packaged MiniLM on the whole Rotten Tomatoes training split. Undefended: `Trainer`, 1 epoch, lr 5e-5. FRS:
+`FRSTrainer` at the certification rate ω, 3 epochs, lr 1e-4, then certified with uniform deletion at ω on 200
+test sentences, fixed `n0 = 100`, `n = 1000`, `α = 0.001`, abstentions counted wrong. Plain CA is on the whole
+test split (and on the 200 certified sentences); "CA, abstain → …" answers abstentions with a plain model's
+prediction, which carries no certificate. Plot: `bench/results/operating_point-rotten_tomatoes.png`.
+"""
+
+FUZZ_SETUP = """
+The BadNet and AddSent MiniLMs of `bench/backdoor.py` (1 epoch of `Trainer` on the Rotten Tomatoes train split,
+10% poisoned: BadNet inserts 1–3 of `cf mn bb tq mb`, AddSent "I watched this 3D movie"); 200 triggered negative
+test sentences and the same 200 without the trigger. Default settings, budget 64; `mcts-partners` adds partner
+words. *Capture*: the area holds every trigger word (*flipped* / *trigger matters*: on the texts where the
+trigger alone flips the model / moves it by ≥ 1 nat). Misses: *floor* (deleting the trigger moves the model by
+less than `min_kl`), *inert* (a missed word that changes nothing), *search*. *Clean area*: the share of a clean
+sentence's words flagged; *clean empty*: clean sentences with none.
+"""
+
+BACKDOOR_SETUP = """
+(A) a poisoned checkpoint (previous section) cleanly fine-tuned by the victim; (B) poisoned fine-tuning data,
+`Trainer` against `FRSTrainer`; (C) inference only, FRS through `pipeline("frs-certified-classification")`.
+Every defense gets the same test texts and n = 200, n0 = 20, α = 0.05: FRS at ω_low = 0.2 outside the fuzzed
+area and 0.95 inside it (MCTS, budget 64, floor 1 nat), uniform deletion and masking at 0.5, STRIP at 5% false
+rejections, ONION with SmolLM2-135M. Columns as in `frs-hf evaluate` (docs/evaluation.md); the ASR floor is the
+ASR on clean non-target texts, PA the triggered texts given their true label, – not measured or not
+applicable. A table may join several runs on the same model and texts. The FRS rows of the Rotten Tomatoes (C)
+BadNet, FRS settings and (C) AddSent tables and of IMDB (C) BadNet use the current fuzzer, the others an earlier
+one (1–2 points more CA on Rotten Tomatoes, less capture on IMDB). The goals: FRS's ASR ≤ 5% with CA within 1
+point of undefended, and FRS ahead of uniform smoothing.
+"""
+
+
+def rt(*names: str) -> list[str]:
+    return [f"operating_point-rotten_tomatoes{n}.json" for n in names]
+
+
+SECTIONS = [
+    Section(
+        "The operating point: accuracy against radius",
+        OP_SETUP,
+        [
+            Table(
+                rt("", "-0.9", "-consistency", "-whole", "-weight-noise"),
+                operating_point,
+                after=[
+                    "cd bench/results && python ../operating_point.py --from-results "
+                    "operating_point-rotten_tomatoes.json operating_point-rotten_tomatoes-{0.9,consistency,whole,"
+                    "weight-noise}.json --output operating_point-rotten_tomatoes.png   # the table and the plot"
+                ],
+            ),
+            Table(
+                ["operating_point-imdb.json"],
+                operating_point,
+                caption="IMDB (~230-word reviews): 8,000 training reviews, `max_length = 128`, 100 test reviews:",
+            ),
+            Table(
+                rt("-badnet", "-badnet-fuzzing"),
+                operating_point,
+                caption="With BadNet in both models' training data (10%, target positive) and 200 triggered "
+                "negative test sentences:",
+            ),
+        ],
+        [
+            "**Smoothed CA within 2 points of plain and certified accuracy ≥ 45% at r ≥ 1 / ≥ 30% at r ≥ 2: both "
+            "missed** — CA / r ≥ 1 / r ≥ 2 of 71.8 / 24.3 / 0% at ω = 0.7, 64.3 / 26.5 / 7.7% at 0.8 and 54.0 / 35.5 "
+            "/ 19.0% at 0.9, against a plain CA of 81.8%. Two copies with a consistency loss, or weight noise, stay "
+            "within the seed spread (about ±1.5 points).",
+            "**Whole texts in training** keep plain accuracy (83.5%) and raise smoothed CA to 74.0% for 2 points at "
+            "r ≥ 1: to certify edits anywhere, train with `FRSTrainingArguments(frs_config=FRSConfig(omega_low=0.7), "
+            "frs_clean_fraction=0.5)` and certify at the same rate.",
+            "**Against a backdoor it fails**: ASR 84.0% under uniform deletion at 0.7, 39.0% with FRS (area at 0.95) "
+            "at a smoothed CA of 61.0%. IMDB certifies further (r ≥ 1 on 54–56%), but r ≥ 5 only on 10–28%.",
+        ],
+    ),
+    Section(
+        "Sequential certification: forwards per certificate (`bench/sequential.py`)",
+        """
+        Fixed `n` spends `n0 + n = 1,100` copies on every text; `sequential=True` (the default) looks after 100,
+        200, 400, 800 and 1,000 copies and stops once the certificate is decided, with α split across looks so the
+        guarantee is exact (docs/theory.md); `target_radius = r` stops once `radius ≥ r` is proven or out of reach.
+        Same checkpoint, 200 Rotten Tomatoes test sentences, α = 0.001, `max_length = 64`; forwards count distinct
+        copies (exact), times are indicative.
+        """,
+        [
+            Table(
+                ["sequential-rotten_tomatoes.json"],
+                sequential,
+                caption="At ω = 0.8 (the FRS-trained model of the operating point, seed 0):",
+            ),
+            Table(
+                ["sequential-rotten_tomatoes-defaults.json"],
+                sequential,
+                caption="At the defaults (`omega_low = 0.2`, the undefended model, seed 0):",
+            ),
+            Table(
+                ["sequential-imdb.json"],
+                sequential,
+                caption="IMDB at ω = 0.9 (50 test reviews, `max_length = 128`):",
+            ),
+            Table(
+                [
+                    "sequential-rotten_tomatoes-defaults.json",
+                    "sequential-rotten_tomatoes-fuzzing-mcts.json",
+                    "sequential-rotten_tomatoes-fuzzing-occlusion.json",
+                ],
+                fuzzing_forwards,
+                caption="Fuzzing forwards per text, sequential at the defaults, the area deleted at 0.9 (the fuzzing "
+                "runs from `bench/`):",
+            ),
+            Table(
+                ["sequential-memory.json"],
+                memory,
+                caption="Memory: one 10,000-word text, `max_length = 512`, a tiny BERT, each n in a fresh process:",
+            ),
+        ],
+        [
+            "**At the defaults, 6.66× fewer forwards at equal certified accuracy** (goal ≥ 3×), but only 1.68× on "
+            "the texts that end in abstention (goal ≥ 5×: missed; 3–4 texts whose votes sit near a tie).",
+            "**At rates that certify edits, 1.5–2.1× fewer forwards for 2–4 points of certified accuracy**; "
+            "`target_radius` proves a given radius with 5–7× fewer forwards than fixed `n`.",
+            "**Fuzzing** costs MCTS 50 forwards per text and occlusion 21. On this clean model MCTS also more than "
+            "doubles the smoothing forwards and certifies 62.5% instead of 80.5% (our reading: its areas hold the "
+            "words the label rests on).",
+            "bfloat16 autocast: 1.3× faster, same answers. Peak RSS at n = 100,000 is 1.03× that at n = 1,000 (goal "
+            "≤ 1.10): copies go in rounds of at most 131,072 tokens.",
+        ],
+    ),
+    Section(
+        "Certification overhead (`bench/certify_overhead.py`)",
+        """
+        What `certify` adds to the model: 5 Rotten Tomatoes sentences, packaged MiniLM, fixed `n0 = 100`, `n =
+        1000`, `omega_low = 0.2`, batch 64, against the plain forward of exactly the distinct copies it forwarded
+        (built before the timer starts), and against forwarding every copy.
+        """,
+        [Table(["certify_overhead.json"])],
+        [
+            "**1.015× best over best, 1.018× paired median** (goal ≤ 1.10): randomizing, de-duplication, collation "
+            "and statistics are within a few percent of the forward. De-duplication saves 40% of the forwards here "
+            "(1.6×); it pays most on short texts and low rates.",
+        ],
+    ),
+    Section(
+        "Fuzzing (`bench/fuzzing.py`)",
+        FUZZ_SETUP,
+        [
+            Table(["fuzzing-rotten_tomatoes.json"], caption="Rotten Tomatoes, one draw of the triggers:"),
+            Table(
+                ["fuzzing-rotten_tomatoes-seeds.json"],
+                caption="**Three trigger draws** (`--seeds 0 1 2` on the same sentences; the pooled columns over 600 "
+                "triggered texts). `mcts-partners-calibrated` turns partner words on and fits the floor by class on "
+                "100 held-out sentences at `empty_fraction=0.5`:",
+            ),
+            Table(
+                ["fuzzing-rotten_tomatoes-calibrated.json"],
+                caption="**The fuzzing floor fitted to the model** (`calibrate_fuzzing`, docs/fuzzing.md: the smallest "
+                "floor at which `empty_fraction`, 0.8 by default, of 100 held-out clean sentences get no area):",
+            ),
+            Table(
+                ["demo-rotten_tomatoes-5000-calibration.json"],
+                caption="The same fit for the demo's less confident model (5,000 training sentences), 100 + 100 "
+                "sentences through FRS:",
+            ),
+            Table(
+                ["fuzzing-imdb.json"],
+                caption="**IMDB reviews (long texts)**: a BadNet MiniLM (3,000 training reviews, 20% poisoned, 256 "
+                "tokens), 30 triggered and 30 clean reviews (median 174 words); occlusion ignores the budget:",
+                before=[
+                    "python bench/backdoor.py --dataset imdb --attack badnet --train-size 3000 --epochs 2 "
+                    "--learning-rate 1e-4 --poison-rate 0.2   # the IMDB model"
+                ],
+            ),
+        ],
+        [
+            "**MCTS captures every trigger word in 92.0% of the BadNet texts and 93.5% of the AddSent texts** within "
+            "64 forwards; occlusion and random spans miss mostly by search (one deleted word or span seldom "
+            "removes every scattered trigger word), MCTS mostly at the floor.",
+            "**Over three draws, the held-out rule meets every Rotten Tomatoes goal**: BadNet 96.0% (≥ 95%, the "
+            "interval's lower end below), AddSent 92.8% (≥ 90%), no area on the median clean sentence (≤ 15%); "
+            "the defaults give 94.8% and 94.2%. One draw of 200 texts moves BadNet capture between 92.0 and 97.5%.",
+            "**A fitted floor suits the model**: above 1 nat on the confident MiniLMs (AddSent's clean sentences "
+            "lose their areas at no loss of capture); on the less confident model it takes FRS's ASR from 76% to "
+            "62% (42% at `empty_fraction=0.5`) for 6 (12) points of CA.",
+            "**On long texts the budget is the lever**: MCTS captures 53% of the IMDB triggers at 64 forwards, "
+            "70% at 128 (`FuzzingConfig(budget=128)`), occlusion 20% with 156.",
+        ],
+    ),
+    Section(
+        "Training with `FRSTrainer`: step time (`bench/trainer_overhead.py`)",
+        """
+        Packaged MiniLM, Rotten Tomatoes, batch 32, the same batches for both trainers in alternating rounds;
+        `FRSTrainer` with deletion 0.2, a random area of up to 30% at 0.9, weight noise σ = 0.01 and update noise.
+        """,
+        [Table(["trainer_overhead.json"])],
+        [
+            "**0.677× `Trainer`'s step time** (goal ≤ 1.25): the copies are shorter. Per real token the smoothing "
+            "costs nothing measurable (0.953×).",
+        ],
+    ),
+    Section(
+        "Training with `FRSTrainer`: does it pay off? (`bench/training_effect.py`)",
+        """
+        MiniLM fine-tuned 2 epochs on 4,000 Rotten Tomatoes sentences, twice from the same start: `Trainer`, and
+        `FRSTrainer` at deletion 0.9 with a share f of whole texts (`frs_clean_fraction`). Both smoothed alike:
+        uniform deletion at 0.9, n0 = 20, n = 200, α = 0.05. Plain clean accuracy on the whole test split.
+        """,
+        [
+            Table(["training_effect-clean_fraction.json"], caption="f swept, 150 test sentences:"),
+            Table(["training_effect-seeds.json"], caption="f = 0.8, 400 test sentences, three seeds:"),
+        ],
+        [
+            "**Both goals met on the mean at f = 0.8**: clean accuracy −0.9 points against `Trainer` (goal: within "
+            "1), certified accuracy at r = 1 / 2 / 3 of 37.5 / 26.5 / 18.3% against 34.1 / 17.8 / 7.4%. Not on "
+            "every seed; the seed spread (±7 points) is as large as the effect at r = 1.",
+            "Fewer whole texts certify more and cost more clean accuracy (−10.7 points at f = 0).",
+        ],
+    ),
+    Section(
+        "Certifying a dataset on 2 processes (`bench/distributed.py`)",
+        """
+        `certify_dataset` under `torchrun --nproc_per_node P`, 48 Rotten Tomatoes sentences, n0 = 30, n = 300,
+        deletion 0.7; one core per process stands in for one GPU per process.
+        """,
+        [Table(["distributed.json"])],
+        [
+            "**1.63× on 2 processes** (goal ≥ 1.6), with identical vote counts for all 48 examples. Against one "
+            "process using both cores through torch's threads, 0.95×: the split pays where each process brings "
+            "its own device.",
+        ],
+    ),
+    Section(
+        "Poisoned pretrained checkpoints (`bench/checkpoint_poisoning.py`)",
+        """
+        The attacker poisons the packaged MiniLM with `poison_checkpoint` on one half of a train subset: EP trains
+        only the `cf` embedding of a cleanly fine-tuned MiniLM; RIPPLe does embedding surgery for `cf`/`mn`/`bb`
+        and 80 steps of the full model. The victim fine-tunes the checkpoint on the other half, clean, with
+        `Trainer` (Rotten Tomatoes: 2,000 + 2,000 sentences, 1 epoch; BBC News: 80-word articles, 4 epochs; IMDB:
+        1,500 + 1,500 reviews, 2 epochs). Reference: the same fine-tuning from clean MiniLM.
+        """,
+        [
+            Table(
+                [
+                    "checkpoint_poisoning-rotten_tomatoes.json",
+                    "checkpoint_poisoning-bbc_news-ep.json",
+                    "checkpoint_poisoning-bbc_news-ripple.json",
+                    "checkpoint_poisoning-imdb-ep.json",
+                    "checkpoint_poisoning-imdb-ripple.json",
+                ],
+                checkpoints,
+            ),
+        ],
+        [
+            "**Every backdoor survives the victim's clean fine-tuning** (ASR 73.8–100% after it, 0–26% for the "
+            "reference), with clean accuracy within a point of the reference or above it: EP's `cf` row gets no "
+            "gradient from clean data. Longer fine-tuning erodes RIPPLe more (our reading of IMDB and BBC News).",
+        ],
+    ),
+    Section(
+        "Backdoor evaluation tables (`bench/backdoor_eval.py`)",
+        BACKDOOR_SETUP,
+        [],
+        [
+            "The ASR goal is met only on BBC News ((A) EP and (C) AddSent); Rotten Tomatoes ends at the ASR floor, "
+            "IMDB at the fuzzer's capture. FRS is ahead of uniform smoothing on ASR everywhere but against RIPPLe "
+            "on BBC News and IMDB, where uniform deletion abstains on 70–90% of the triggered texts.",
+        ],
+    ),
+]
+
+
+def dataset(title: str, intro: str, tables: list[tuple[str, str]], notes: list[str], before=()) -> Section:
+    """The backdoor-evaluation tables of one dataset: (caption, results file) pairs; ``before``: commands that
+    build its models, shown first."""
+    section = Section(title, intro, [Table([f], caption=c) for c, f in tables], notes, level=3)
+    section.tables[0].before = list(before)
+    return section
+
+
+SECTIONS += [
+    dataset(
+        "Rotten Tomatoes",
+        """
+        The BadNet and AddSent MiniLMs of the fuzzing section (undefended on the whole test split: CA 81.6% and
+        81.2%, ASR 99.8%) and the victims of the Rotten Tomatoes checkpoints (previous section); 100 clean + 100
+        triggered test sentences per model.
+        """,
+        [
+            ("**(C) BadNet**:", "backdoor_eval-C-rotten_tomatoes-badnet.json"),
+            (
+                "**(C) FRS settings**, FRS alone on the (C) models (BadNet model seeds 0–2, AddSent):",
+                "backdoor_eval-C-rotten_tomatoes-frs-settings.json",
+            ),
+            ("**(C) AddSent**:", "backdoor_eval-C-rotten_tomatoes-addsent.json"),
+            (
+                "**(B) BadNet** over three model seeds (`--model-seed`: new poisoned data, models and sentences), "
+                "merged by `frs-hf merge-reports` (means with a Student-t 95% interval); `frs (plain-trained)` is "
+                "FRS on the `Trainer` model:",
+                "backdoor_eval-B-rotten_tomatoes-badnet.json",
+            ),
+            ("**(B) AddSent**:", "backdoor_eval-B-rotten_tomatoes-addsent.json"),
+            (
+                "**(A) EP** (undefended: CA 80.3%, ASR 100%; the pipeline row is (C) on the plain victim):",
+                "backdoor_eval-A-rotten_tomatoes-ep.json",
+            ),
+            (
+                "**(A) RIPPLe** (undefended: CA 75.6%, ASR 100%; the pipeline row is (C) on the plain victim):",
+                "backdoor_eval-A-rotten_tomatoes-ripple.json",
+            ),
+        ],
+        [
+            "**FRS takes the ASR from 100% to 15–36%, mostly at or below its floor**: the trigger is disarmed, and "
+            "the smoothed classifier's error on clean negatives is what is left; CA falls 5–19 points (the area "
+            "holds opinion words). Uniform deletion at equal CA leaves 87–90%; STRIP's low ASR is rejections.",
+            "ω_low = 0.2 costs 6 points of CA against 0.1 for nothing measurable; partner words cost 1–3 points of "
+            "CA for 1–6 of BadNet ASR, hence opt-in. `FRSTrainer` buys back 3–6 points of CA in (B); the model "
+            "draw is the larger spread.",
+        ],
+    ),
+    dataset(
+        "BBC News (5 topics)",
+        """
+        Articles cut to their first 80 words before poisoning (`--max-words 80`), so a trigger is always inside
+        the 128-token window; 20% poisoned, target "entertainment" (undefended: CA 96.9% with BadNet, 98.2% with
+        AddSent, ASR 100%). 100 + 100 test articles, 50 + 50 for RIPPLe and AddSent.
+        """,
+        [
+            ("**(C) BadNet**:", "backdoor_eval-C-bbc_news-badnet.json"),
+            ("**(B) BadNet** (`none` is the (C) model):", "backdoor_eval-B-bbc_news-badnet.json"),
+            ("**(A) EP**:", "backdoor_eval-A-bbc_news-ep.json"),
+            ("**(A) RIPPLe** (undefended ASR 84%):", "backdoor_eval-A-bbc_news-ripple.json"),
+            ("**(C) AddSent**:", "backdoor_eval-C-bbc_news-addsent.json"),
+        ],
+        [
+            "**The ASR goal is met in (A) EP and (C) AddSent** (100 → 0%, PA 96–98%) at 2–6 points of CA; BadNet "
+            "100 → 8% (floor 1.2%) at 4–9 points, the closest to both goals with the `FRSTrainer` victim.",
+            "Uniform deletion holds the ASR down only by abstaining (92% of triggered articles in (A) EP); ONION "
+            "beats FRS on RIPPLe's nonsense words (0% at no CA cost, 26 s an article); masking breaks the RIPPLe "
+            "victim (CA 28%).",
+        ],
+        before=[
+            "python bench/backdoor.py --dataset bbc_news --attack badnet --max-words 80 --max-length 128 --epochs 4 "
+            "--learning-rate 1e-4 --poison-rate 0.2 --threads 1   # the BadNet model"
+        ],
+    ),
+    dataset(
+        "IMDB (long reviews)",
+        """
+        The IMDB MiniLM of the fuzzing section (undefended: CA 82.9%, ASR 94.3%; AddSent's: 83.2%, 89.4%) and the
+        IMDB checkpoints' victims (undefended ASR 86% EP, 73% RIPPLe); 50 + 50 test reviews, 30 + 30 for RIPPLe,
+        25 + 25 for AddSent. ONION would take about 5 minutes a review.
+        """,
+        [
+            ("**(C) BadNet**:", "backdoor_eval-C-imdb-badnet.json"),
+            ("**(B) BadNet** (`none` is the (C) model):", "backdoor_eval-B-imdb-badnet.json"),
+            ("**(A) EP**:", "backdoor_eval-A-imdb-ep.json"),
+            ("**(A) RIPPLe**:", "backdoor_eval-A-imdb-ripple.json"),
+            ("**(C) AddSent**:", "backdoor_eval-C-imdb-addsent.json"),
+        ],
+        [
+            "**FRS costs no CA in (B) and (C)** (7–10 points in (A)) **and leaves an ASR of 24–47%**: on long "
+            "reviews the fuzzer's capture is the limit, and 128 fuzzing forwards change nothing on (C) BadNet's 50 "
+            "reviews.",
+            "FRS is ahead of uniform smoothing on ASR except against RIPPLe (47% against 23–30%), where uniform "
+            "deletion abstains on 70% of the triggered reviews; the intervals of 30 reviews overlap widely.",
+        ],
+    ),
+]
+
+
+def render() -> str:
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))  # the bench scripts import each other by module name
+    page = [f"# Benchmarks\n\n{prose(INTRO)}"] + [render_section(s) for s in SECTIONS]
+    return "\n\n".join(page) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true", help="Exit 1 if docs/benchmarks.md is out of date.")
+    args = p.parse_args(argv)
+    text = render()
+    if args.check:
+        if DOC.read_text(encoding="utf-8") != text:
+            print(f"{DOC} is out of date: run python bench/render_docs.py")
+            return 1
+        return 0
+    DOC.write_text(text, encoding="utf-8")
+    print(f"wrote {DOC} ({text.count(chr(10))} lines)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
