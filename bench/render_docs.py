@@ -125,6 +125,7 @@ def fuzzing_forwards(results: list[dict]) -> str:
         "copies / text",
         "smoothing forwards / text",
         "fuzzing forwards / text",
+        "mutations answered / text",
         "all forwards / text",
         "time (s)",
     ]
@@ -134,6 +135,8 @@ def fuzzing_forwards(results: list[dict]) -> str:
         name = settings["fuzzing_method"] if settings["fuzzing"] else "none"
         cells = [f"{100 * run['certified_accuracy']['0']:.1f}", f"{100 * run['abstain']:.1f}"]
         cells += [f"{v:.0f}" for v in (run["copies"], run["forwards"], run["fuzzing_forwards"])]
+        cache = data.get("fuzzing_cache")  # the search's cache: repeated mutations cost no forward
+        cells.append(f"{cache['queries_per_text']:.0f}" if cache else "–")
         cells += [f"{run['forwards'] + run['fuzzing_forwards']:.0f}", f"{run['seconds']:.0f}"]
         rows.append([name, *cells])
     return markdown_table(columns, rows)
