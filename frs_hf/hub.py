@@ -9,6 +9,7 @@ classifier, which carries no certificate.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -140,6 +141,13 @@ setting below can be overridden per call, e.g. `smoothed.certify(texts, n=10_000
 holds for the settings it was computed with."""
 
 
+def _meaning(name: str) -> str:
+    """The first sentence of an FRSConfig field's help: the card describes a setting as the config does."""
+    text = next(f.metadata["help"] for f in dataclasses.fields(FRSConfig) if f.name == name)
+    sentence = text.split(". ")[0].rstrip(".")
+    return sentence[0].lower() + sentence[1:]
+
+
 def _settings(config: FRSConfig, num_labels: int) -> str:
     search, noise = config.fuzzing_config, config.weight_noise_config
     if config.fuzzing:
@@ -160,8 +168,8 @@ def _settings(config: FRSConfig, num_labels: int) -> str:
     else:
         weights = "off"
     rows = [
-        ("`omega_low`", f"{config.omega_low:g}", "deletion probability of a word outside the vulnerable area"),
-        ("`omega_high`", f"{config.omega_high:g}", "deletion probability of a word inside the vulnerable area"),
+        ("`omega_low`", f"{config.omega_low:g}", _meaning("omega_low")),
+        ("`omega_high`", f"{config.omega_high:g}", _meaning("omega_high")),
         ("`fuzzing`", fuzzing, "search of each input's vulnerable area before smoothing (`fuzzing_config`)"),
         ("`weight_noise_config`", weights, "Gaussian noise on the top layers' weights at inference"),
         *(
@@ -179,8 +187,8 @@ def _settings(config: FRSConfig, num_labels: int) -> str:
                 ("`n`", str(config.n), "fresh copies used to bound its probability"),
             ]
         ),
-        ("`alpha`", f"{config.alpha:g}", "failure probability of each certificate"),
-        ("`max_length`", str(config.max_length or "model limit, at most 512"), "tokens per copy, after deletion"),
+        ("`alpha`", f"{config.alpha:g}", _meaning("alpha")),
+        ("`max_length`", str(config.max_length or "model limit, at most 512"), _meaning("max_length")),
         (
             "`seed`",
             "fresh per call" if config.seed is None else str(config.seed),
