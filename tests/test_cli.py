@@ -52,6 +52,29 @@ def test_saved_settings_apply_unless_overridden(capsys, tmp_path, tiny_sentiment
     assert sum(result["counts"]) == 40 and result["radius"] is None and result["p_value"] is not None
 
 
+def test_every_frs_setting_is_a_flag_nested_and_list_ones_included():
+    """The flags come from the configs' fields (HfArgumentParser): nested settings by their flat names, lists as
+    several values, on/off settings alone, with a value or negated; unset ones stay None (the model's own)."""
+    from frs_hf.cli import _frs_settings, build_parser
+
+    argv = ["certify", "--model", "m", "--fuzzing", "--fuzzing_budget", "32", "--weight-noise-modules", "a", "b"]
+    args = build_parser().parse_args([*argv, "--no-sequential", "--deduplicate", "false", "--omega-low", "0.8"])
+    settings = _frs_settings(args)
+    assert settings == {
+        "omega_low": 0.8,
+        "fuzzing": True,
+        "fuzzing_budget": 32,
+        "weight_noise_modules": ["a", "b"],
+        "sequential": False,
+        "deduplicate": False,
+    }
+    config = FRSConfig(fuzzing_config={"min_kl": 0.5}).replace_flat(**settings)
+    assert (config.fuzzing_config.budget, config.fuzzing_config.min_kl) == (32, 0.5)  # the rest is kept
+    assert _frs_settings(build_parser().parse_args(["certify", "--model", "m"])) == {}
+    demo = build_parser().parse_args(["demo", "--fast", "--num_test", "4"])
+    assert (demo.fast, demo.num_test, demo.output_dir) == (True, 4, "frs-demo")
+
+
 def test_errors_are_one_line_messages(capsys):
     assert main(["certify", "--model", "packaged:minilm", "--num-labels", "2", "--text", " "]) == 2
     assert "error: Text 0 is empty" in capsys.readouterr().err
