@@ -329,8 +329,9 @@ SECTIONS = [
                 operating_point,
                 after=[
                     "cd bench/results && python ../operating_point.py --from-results "
-                    "operating_point-rotten_tomatoes.json operating_point-rotten_tomatoes-{0.9,consistency,whole,"
-                    "weight-noise}.json --output operating_point-rotten_tomatoes.png   # the table and the plot"
+                    "operating_point-rotten_tomatoes.json operating_point-rotten_tomatoes-{0.9,8ep,8ep-s1,8ep-s2,"
+                    "0.9-8ep,consistency,whole,weight-noise}.json --output operating_point-rotten_tomatoes.png   "
+                    "# the table and the plot"
                 ],
             ),
             Table(
