@@ -170,6 +170,19 @@ def throughput(results: list[dict]) -> str:
     return markdown_table(columns, rows)
 
 
+def backdoor_report(results: list[dict]) -> str:
+    """A ``BackdoorReport`` saved as a results file (``frs-hf demo``'s ``report.json`` plus the command)."""
+    import tempfile
+
+    from frs_hf.evaluation import BackdoorReport
+
+    (data,) = results
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(data, f)
+        f.flush()
+        return BackdoorReport.load(f.name).to_markdown().strip()
+
+
 def memory(results: list[dict]) -> str:
     """``bench/sequential.py --memory``: peak RSS of one long text at two values of n."""
     (data,) = results
@@ -321,16 +334,44 @@ def rt(*names: str) -> list[str]:
 
 SECTIONS = [
     Section(
+        "The demo (`frs-hf demo`)",
+        """
+        BadNet poisons 10% of the Rotten Tomatoes training sentences (rare trigger words, relabelled positive); the
+        packaged MiniLM is fine-tuned on them with `Trainer` (undefended) and with `FRSTrainer` at the defaults,
+        and each defense answers 100 clean and 100 triggered test sentences (seed 0, `n = 100`, α = 0.05). The
+        README's table.
+        """,
+        [Table(["demo.json"], backdoor_report)],
+        [
+            "The backdoor works on the undefended model every time and uniform deletion barely dents it. FRS takes "
+            "the attack success rate from 100% to 34% — its floor, the smoothed classifier's own error on clean "
+            "negative sentences, is 23.5% — and gives 59% of the triggered sentences their true label back, for 7 "
+            "points of clean accuracy. At these defaults every edit-anywhere radius is 0; what FRS certifies is the "
+            "removal of flagged words (area certified accuracy 17% at r ≥ 1).",
+        ],
+    ),
+    Section(
         "The operating point: accuracy against radius",
         OP_SETUP,
         [
             Table(
-                rt("", "-0.9", "-8ep", "-8ep-s1", "-8ep-s2", "-0.9-8ep", "-consistency", "-whole", "-weight-noise"),
+                rt(
+                    "",
+                    "-0.9",
+                    "-8ep",
+                    "-8ep-s1",
+                    "-8ep-s2",
+                    "-16ep",
+                    "-0.9-8ep",
+                    "-consistency",
+                    "-whole",
+                    "-weight-noise",
+                ),
                 operating_point,
                 after=[
                     "cd bench/results && python ../operating_point.py --from-results "
                     "operating_point-rotten_tomatoes.json operating_point-rotten_tomatoes-{0.9,8ep,8ep-s1,8ep-s2,"
-                    "0.9-8ep,consistency,whole,weight-noise}.json --output operating_point-rotten_tomatoes.png   "
+                    "16ep,0.9-8ep,consistency,whole,weight-noise}.json --output operating_point-rotten_tomatoes.png   "
                     "# the table and the plot"
                 ],
             ),
@@ -355,6 +396,7 @@ SECTIONS = [
             "draws new deletion copies) certify r ≥ 1 on 31.3% of the sentences at ω = 0.8 (mean of 3 seeds, "
             "against 26.5%; every seed gains 3–6 points) with smoothed CA 67.2% (64.3%) and r ≥ 2 9.2% (7.7%); at ω "
             "= 0.9 (one seed), r ≥ 1 / 2 / 3 on 38.0 / 23.0 / 16.5% (35.5 / 19.0 / 15.5%) at CA 56.5% (54.0%). "
+            "It saturates: 16 epochs (ω = 0.8, seed 0) certify r ≥ 1 on 31.5%, as 8 did, at CA 66.5% (64.0%). "
             "Still short of the goals.",
             "**Whole texts in training** keep plain accuracy (83.5%) and raise smoothed CA to 74.0% for 2 points at "
             "r ≥ 1: to certify edits anywhere, train with `FRSTrainingArguments(frs_config=FRSConfig(omega_low=0.7), "
