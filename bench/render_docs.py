@@ -338,8 +338,8 @@ SECTIONS = [
         """
         BadNet poisons 10% of the Rotten Tomatoes training sentences (rare trigger words, relabelled positive); the
         packaged MiniLM is fine-tuned on them with `Trainer` (undefended) and with `FRSTrainer` at the defaults,
-        and each defense answers 100 clean and 100 triggered test sentences (seed 0, `n = 100`, α = 0.05). The
-        README's table.
+        and each defense answers 100 clean and 100 triggered test sentences (seed 0, `n = 100`, α = 0.05, FRS's
+        fuzzed area deleted at 0.95, `omega_low = 0.2` elsewhere). The README's table.
         """,
         [Table(["demo.json"], backdoor_report)],
         [
