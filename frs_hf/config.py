@@ -83,8 +83,8 @@ class _Settings:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)} - set(_flat_names(type(self)))
         if unknown:
             raise TypeError(f"Unknown {type(self).__name__} field(s): {', '.join(sorted(unknown))}.")
-        changes = _nest(type(self), changes, stacklevel=2, base=self)
-        for f in dataclasses.fields(self):  # a dict changes only the sub-settings it names
+        changes = _nest(type(self), changes, stacklevel=2)
+        for f in dataclasses.fields(self):  # a dict changes only the sub-settings it names (flat names become one)
             if f.type in _SETTINGS and isinstance(changes.get(f.name), dict):
                 changes[f.name] = getattr(self, f.name).replace(**changes[f.name])
         return dataclasses.replace(self, **changes)
@@ -464,9 +464,9 @@ def _deprecated(name: str, where: tuple[str, str], stacklevel: int) -> None:
     warnings.warn(message, FutureWarning, stacklevel=stacklevel + 1)
 
 
-def _nest(cls: type, data: dict[str, Any], *, stacklevel: int = 0, base: Any = None) -> dict[str, Any]:
-    """``data`` with old flat names folded into the nested configs they now belong to: into the nested config
-    given in ``data``, else ``base``'s. ``stacklevel > 0`` warns that the flat name is deprecated."""
+def _nest(cls: type, data: dict[str, Any], *, stacklevel: int = 0) -> dict[str, Any]:
+    """``data`` with old flat names folded into the nested configs they now belong to (into the nested config
+    given in ``data``, else a dict of just those settings). ``stacklevel > 0`` warns that the name is deprecated."""
     flat = [name for name in data if name in _flat_names(cls)]
     if not flat:
         return data
@@ -475,7 +475,7 @@ def _nest(cls: type, data: dict[str, Any], *, stacklevel: int = 0, base: Any = N
         if stacklevel:
             _deprecated(name, _FLAT[name], stacklevel + 1)
         nested, key = _FLAT[name]
-        sub = data.get(nested, getattr(base, nested, None))
+        sub = data.get(nested)
         sub = dataclasses.asdict(sub) if isinstance(sub, _Settings) else dict(sub or {})
         data[nested] = {**sub, key: data.pop(name)}
     return data
@@ -493,13 +493,14 @@ def unflatten(settings: dict[str, Any]) -> dict[str, Any]:
 def flat_fields() -> list[tuple[str, Any, dataclasses.Field]]:
     """``(flat name, type, field)`` of every FRSConfig setting, nested ones under their flat names: what the
     command line offers (``--omega_low``, ``--fuzzing_budget``, ``--weight_noise_sigma``...)."""
-    rows = []
+    rows, hints = [], typing.get_type_hints(FRSConfig)
     for f in dataclasses.fields(FRSConfig):
         if f.name in _PREFIXES:
-            hints = typing.get_type_hints(_SETTINGS[f.type])
-            rows += [(_PREFIXES[f.name] + g.name, hints[g.name], g) for g in dataclasses.fields(_SETTINGS[f.type])]
+            sub = _SETTINGS[f.type]
+            sub_hints = typing.get_type_hints(sub)
+            rows += [(_PREFIXES[f.name] + g.name, sub_hints[g.name], g) for g in dataclasses.fields(sub)]
         else:
-            rows.append((f.name, typing.get_type_hints(FRSConfig)[f.name], f))
+            rows.append((f.name, hints[f.name], f))
     return rows
 
 

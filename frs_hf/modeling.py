@@ -405,8 +405,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                 for look, total in enumerate(looks):
                     self._count(active, total - (looks[look - 1] if look else 0), config, noise)
                     for ex in active if certify else ():
-                        area_size = ex.area_size
-                        w_area = config.omega_high if area_size else None  # no area: area_radius is None
+                        w_area = config.omega_high if ex.area_size else None  # no area: area_radius is None
                         if sequential:
                             ex.certificate, ex.done = sequential_look(
                                 ex.counts,
@@ -415,13 +414,13 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                                 config.alpha,
                                 config.omega_low,
                                 w_area,
-                                area_size,
+                                ex.area_size,
                                 best=ex.certificate,
                                 target_radius=config.target_radius,
                             )
                         else:
                             ex.certificate = certify_from_counts(
-                                ex.selection, ex.counts, config.alpha, config.omega_low, w_area, area_size
+                                ex.selection, ex.counts, config.alpha, config.omega_low, w_area, ex.area_size
                             )
                     active = [ex for ex in active if not ex.done]
                 out.extend(chunk)
@@ -574,7 +573,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         )
 
         def empty_share(floor: float) -> float:
-            trial = config.replace(fuzzing_config=config.fuzzing_config.replace(min_kl=floor))
+            trial = config.replace(fuzzing_config={"min_kl": floor})
             empty = np.array([not self.find_area(u, trial, index=i, query=query).area for i, u in enumerate(all_units)])
             share = min(float(empty[g].mean()) for g in groups)
             bar.update(min(len(empty), bar.total - bar.n))
@@ -583,8 +582,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
 
         with bar:
             floor = round(calibrate_min_kl(empty_share, empty_fraction=empty_fraction, steps=steps), 3)
-        own = self.frs_config
-        self.frs_config = own.replace(fuzzing_config=own.fuzzing_config.replace(min_kl=floor))
+        self.frs_config = self.frs_config.replace(fuzzing_config={"min_kl": floor})
         return floor
 
     def _weight_noise(self, config: FRSConfig, seed: int) -> WeightNoise:

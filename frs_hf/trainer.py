@@ -149,7 +149,7 @@ class FRSTrainingArguments(TrainingArguments):
                 FutureWarning,
                 stacklevel=3,
             )
-            flat = {_DEPRECATED[name]: value for name, value in deprecated.items()}
+            flat = {name.removeprefix("frs_"): value for name, value in deprecated.items()}
             self.frs_config = self.smoothing_config().replace_flat(**flat).to_dict()
             for name in deprecated:
                 setattr(self, name, None)
@@ -191,14 +191,14 @@ class FRSTrainingArguments(TrainingArguments):
             raise ValueError(f"FRSTrainingArguments.frs_config: {err}") from None
 
 
-# The deprecated flat fields and the FRSConfig settings they now set.
-_DEPRECATED = {
-    "frs_omega_low": "omega_low",
-    "frs_omega_high": "omega_high",
-    "frs_weight_noise_sigma": "weight_noise_sigma",
-    "frs_weight_noise_layers": "weight_noise_layers",
-    "frs_weight_noise_modules": "weight_noise_modules",
-}
+# The deprecated flat fields: each sets the FRSConfig setting of its name without "frs_".
+_DEPRECATED = (
+    "frs_omega_low",
+    "frs_omega_high",
+    "frs_weight_noise_sigma",
+    "frs_weight_noise_layers",
+    "frs_weight_noise_modules",
+)
 
 
 class _UpdateNoise(TrainerCallback):

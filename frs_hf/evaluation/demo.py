@@ -141,8 +141,7 @@ def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
     if config.calibration_texts:
         floor = smoothed.calibrate_fuzzing(list(held_out["text"]), empty_fraction=config.calibration_empty_fraction)
         path = os.path.join(config.output_dir, "frs")
-        saved = FRSConfig.from_pretrained(path)
-        saved.replace(fuzzing_config=saved.fuzzing_config.replace(min_kl=floor)).save_pretrained(path)
+        FRSConfig.from_pretrained(path).replace(fuzzing_config={"min_kl": floor}).save_pretrained(path)
     defenses = {
         "undefended": lambda seed: NoDefense(models["undefended"], tokenizer, max_length=MAX_LENGTH),
         "FRS-trained, no smoothing": lambda seed: NoDefense(models["frs"], tokenizer, max_length=MAX_LENGTH),
