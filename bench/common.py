@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from datasets.utils.logging import disable_progress_bar
@@ -60,3 +62,14 @@ def training_arguments(frs: dict | None) -> dict | None:
     flat = {name[len("frs_") :]: value for name, value in frs.items() if name in FLAT_TRAINING}
     rest = {name: value for name, value in frs.items() if name not in FLAT_TRAINING}
     return {**rest, "frs_config": FRSConfig().replace_flat(**flat)}
+
+
+def commit() -> str:
+    """The checked-out commit, marked ``+dirty`` when ``frs_hf/`` has uncommitted changes (results files keep it)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "frs_hf"], cwd=root, capture_output=True, text=True)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except OSError:
+        return "unknown"

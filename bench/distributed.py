@@ -137,7 +137,7 @@ def main() -> int:
     print(f"examples with identical vote counts, 1 vs 2 processes (1 thread each): {sum(same)}/{len(same)}")
     print(f"load avg at end: {os.getloadavg()[0]:.2f}")
     if args.output:
-        from operating_point import commit
+        from common import commit
 
         rows = {
             f"{p} x {t}": {"seconds": times[p, t], "examples_per_minute": 60 * args.num_examples / m}

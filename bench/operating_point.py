@@ -10,8 +10,9 @@ count as wrong), and the script prints per seed and as the mean over seeds:
 - plain CA of the undefended and of the FRS-trained model (whole test split; the undefended model's
   also on the certified texts alone);
 - smoothed CA (certified at radius 0) and the abstention rate;
-- CA when each abstention is answered by a plain classifier (the FRS-trained model itself, or the
-  undefended one): measured, not certified -- those answers carry no certificate;
+- CA when each abstention is answered by a plain classifier: the FRS-trained model itself on the whole
+  text (what ``FRSConfig(fallback=True)`` answers), or the undefended model -- those answers carry no
+  certificate;
 - certified accuracy for edits anywhere (``radius``) at each radius in ``--radii``;
 - with ``--attack``: both models trained on poisoned data, and the attack success rate on triggered
   test texts for the undefended model, the smoothed classifier (with its ASR floor: the same rate on
@@ -34,13 +35,12 @@ import argparse
 import hashlib
 import json
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 from backdoor import predict
-from common import print_header, setup, training_arguments
+from common import commit, print_header, setup, training_arguments
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
 from frs_hf import FRSConfig, SmoothedModelForSequenceClassification
@@ -137,15 +137,6 @@ def certified_accuracy(rows: list[dict], labels: np.ndarray, radius: int) -> flo
             ]
         )
     )
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "frs_hf"], cwd=ROOT, capture_output=True, text=True)
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except OSError:
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,8 +322,8 @@ COLUMNS = {
     "plain_ca_certified_texts": "plain CA (undefended), certified texts",
     "smoothed_ca": "smoothed CA",
     "abstain": "abstain",
-    "fallback_self_ca": "CA, abstain → FRS-trained plain",
-    "fallback_plain_ca": "CA, abstain → undefended",
+    "fallback_self_ca": "CA, fallback=True",
+    "fallback_plain_ca": "CA, abstain → undefended model",
 }
 
 
@@ -355,8 +346,8 @@ BACKDOOR = {
     "asr_smoothed": "ASR smoothed",
     "asr_floor": "ASR floor (smoothed)",
     "triggered_abstain": "abstain (triggered)",
-    "asr_fallback_self": "ASR, abstain → FRS-trained plain",
-    "asr_fallback_plain": "ASR, abstain → undefended",
+    "asr_fallback_self": "ASR, fallback=True",
+    "asr_fallback_plain": "ASR, abstain → undefended model",
 }
 
 

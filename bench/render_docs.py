@@ -300,8 +300,10 @@ needs `ω > 0.71`, and at `ω = 0.7 / 0.8 / 0.9` radius 1 needs `p̲_A > 0.80 / 
 Packaged MiniLM on the whole Rotten Tomatoes training split. Undefended: `Trainer`, 1 epoch, lr 5e-5. FRS:
 `FRSTrainer` at the certification rate ω, 3 epochs, lr 1e-4, then certified with uniform deletion at ω on 200
 test sentences, fixed `n0 = 100`, `n = 1000`, `α = 0.001`, abstentions counted wrong. Plain CA is on the whole
-test split (and on the 200 certified sentences); "CA, abstain → …" answers abstentions with a plain model's
-prediction, which carries no certificate. Plot: `bench/results/operating_point-rotten_tomatoes.png`.
+test split (and on the 200 certified sentences). "CA, fallback=True" answers each abstention with the FRS-trained
+model's own prediction on the whole text, as `FRSConfig(fallback=True)` does, and "CA, abstain → undefended model"
+with the undefended model's; those answers carry no certificate. Plot:
+`bench/results/operating_point-rotten_tomatoes.png`.
 """
 
 FUZZ_SETUP = """

@@ -37,8 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import print_header, setup
-from operating_point import commit
+from common import commit, print_header, setup
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from frs_hf import FRSConfig, FuzzingConfig, SmoothedModelForSequenceClassification, segment

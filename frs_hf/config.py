@@ -307,6 +307,16 @@ class FRSConfig(_Settings):
             "sampling on for the largest radius."
         ),
     )
+    fallback: bool = field(
+        default=False,
+        metadata=_help(
+            "Answer a text the smoothed classifier abstains on with the base model's prediction on the whole text "
+            "(certified selection, as ACES, Horvath et al. 2022) instead of abstaining: clean accuracy near the base "
+            "model's at rates that certify edits anywhere. Certified answers are unchanged; a fallback answer carries "
+            "no certificate (FRSResult.fallback, radius None) and none of FRS's protection: a backdoored base model's "
+            "trigger works on it, and an attacker who pushes an input into abstention gets the base model's answer."
+        ),
+    )
     batch_size: int = field(default=64, metadata=_help("Randomized copies per model forward."))
     autocast_dtype: str | None = field(
         default=None,

@@ -188,6 +188,18 @@ def _settings(config: FRSConfig, num_labels: int) -> str:
             ]
         ),
         ("`alpha`", f"{config.alpha:g}", _meaning("alpha")),
+        *(
+            [
+                (
+                    "`fallback`",
+                    "on",
+                    "an abstention is answered by the base model on the whole text: that answer has no certificate "
+                    "and no protection against a backdoor",
+                )
+            ]
+            if config.fallback
+            else []
+        ),
         ("`max_length`", str(config.max_length or "model limit, at most 512"), _meaning("max_length")),
         (
             "`seed`",
@@ -219,7 +231,12 @@ def _results(results: Mapping[str, Any], config: FRSConfig) -> str:
         text += " These results were computed with the settings above except " + ", ".join(changed) + "."
 
     rows = []
-    for label, key in (("clean accuracy (smoothed)", "clean_accuracy"), ("abstention rate", "abstention_rate")):
+    answered = (
+        ("clean accuracy (smoothed; abstentions answered by the base model)", "clean_accuracy"),
+        ("answered by the base model (fallback, no certificate)", "fallback_rate"),
+    )
+    plain = (("clean accuracy (smoothed)", "clean_accuracy"), ("abstention rate", "abstention_rate"))
+    for label, key in answered if _number(results.get("fallback_rate")) else plain:
         value = _number(results.get(key))
         if value is not None:
             rows.append(f"| {label} | {value:.1%} |")

@@ -50,6 +50,9 @@ class FRSResult:
     forwards the area search spent. ``p_lower`` and the radii are ``None`` when abstaining and for
     :meth:`~SmoothedModelForSequenceClassification.predict`.
 
+    ``fallback`` is True when the smoothed classifier abstained and, as ``FRSConfig.fallback`` asks,
+    ``label`` is the base model's prediction on the whole text: an answer without a certificate.
+
     ``seed`` and ``index`` fixed every random draw of this text (fresh from the OS unless the
     config gave a seed): ``certify(text, seed=result.seed, indices=[result.index])`` replays it exactly.
     """
@@ -66,6 +69,7 @@ class FRSResult:
     num_forwards: int = 0
     area_spans: list[tuple[int, int, str]] = field(default_factory=list)
     fuzzing_forwards: int = 0
+    fallback: bool = False
     seed: int | None = None
     index: int = 0
 
@@ -300,7 +304,8 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                 "trained at that rate to certify edits anywhere."
             )
         results = []
-        for ex in self._votes(texts, areas, indices, config, certify=certify):
+        examples = self._votes(texts, areas, indices, config, certify=certify)
+        for ex in examples:
             common = dict(
                 counts=ex.counts.tolist(),
                 num_copies=ex.stream.taken,
@@ -326,7 +331,27 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                     **extra,
                 )
             )
+        if config.fallback:
+            self._fall_back(results, examples, config)
         return results[0] if single else results
+
+    def _fall_back(self, results: list[FRSResult], examples: list[_Example], config: FRSConfig) -> None:
+        """Answer each abstention with the clean base model's prediction on the whole text (no certificate)."""
+        abstained = [i for i, r in enumerate(results) if r.abstained]
+        if not abstained:
+            return
+        max_length = self.max_length(config)
+        labels = forward_sequences(
+            self.model,
+            [original_sequence(examples[i].units, max_length) for i in abstained],
+            self.pad_token_id,
+            lambda output, _: output.logits.argmax(dim=-1),
+            batch_size=config.batch_size,
+            dtype=config.autocast_dtype,
+        )
+        for i, label in zip(abstained, labels.tolist(), strict=True):
+            results[i].label, results[i].label_name = label, self.id2label[label]
+            results[i].abstained, results[i].fallback = False, True
 
     def _votes(
         self,

@@ -155,9 +155,11 @@ class FRSPipeline(Pipeline):
         shares = [c / sum(result.counts) for c in result.counts]
         output = {
             "label": result.label_name,
-            "score": None if result.abstained else shares[result.label],
+            # A fallback answer is the base model's, not the vote's: it has no smoothed score.
+            "score": None if result.abstained or result.fallback else shares[result.label],
             "certified": result.radius is not None,
             "abstained": result.abstained,
+            "fallback": result.fallback,
             "p_lower": result.p_lower,
             "radius": result.radius,
             "area_radius": result.area_radius,

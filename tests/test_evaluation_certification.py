@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import torchrun_command
 from datasets import Dataset
@@ -41,6 +42,7 @@ def test_results_match_certify_in_dataset_order(smoothed, dataset, tmp_path):
         report.labels, [r.label for r in report.results], [r.radius for r in report.results]
     )
     assert {k: report.summary[k] for k in expected} == expected
+    assert report.summary["fallback_rate"] == 0.0
 
     lines = (tmp_path / "certify.tsv").read_text().splitlines()
     assert lines[0].split("\t") == ["idx", "label", "predict", "radius", "correct", "time"]
@@ -221,3 +223,14 @@ def test_the_model_goes_back_where_it_was(smoothed, dataset):
     before = smoothed.device
     certify_dataset(smoothed, dataset.select(range(2)), n=8, n0=2, sequential=False, seed=0)
     assert smoothed.device == before
+
+
+def test_fallback_answers_count_in_clean_accuracy_but_never_certify(smoothed, dataset):
+    plain = certify_dataset(smoothed, dataset, n=20, n0=10)
+    answered = certify_dataset(smoothed, dataset, n=20, n0=10, fallback=True)
+    abstained = [r.abstained for r in plain.results]
+    assert answered.summary["fallback_rate"] == np.mean(abstained) > 0
+    assert answered.summary["abstention_rate"] == 0.0
+    assert answered.summary["certified_accuracy"] == plain.summary["certified_accuracy"]
+    gained = sum(r.label == y for r, y, a in zip(answered.results, answered.labels, abstained, strict=True) if a)
+    assert answered.summary["clean_accuracy"] == pytest.approx(plain.summary["clean_accuracy"] + gained / 10)

@@ -254,6 +254,15 @@ def test_the_card_says_what_the_defaults_certify_and_what_no_certificate_covers(
     assert all("syntactic template" in card for card in (default, certifying))
 
 
+def test_model_card_of_a_fallback_config_says_those_answers_are_uncertified():
+    results = {"clean_accuracy": 0.8, "abstention_rate": 0.0, "fallback_rate": 0.15, "certified_accuracy": {0: 0.6}}
+    text = str(model_card(FRSConfig(omega_low=0.8, fallback=True), results))
+    assert "| `fallback` | on |" in text and "no protection against a backdoor" in text
+    assert "| answered by the base model (fallback, no certificate) | 15.0% |" in text
+    assert "abstentions answered by the base model) | 80.0% |" in text and "abstention rate" not in text
+    assert "`fallback`" not in str(model_card(FRSConfig(omega_low=0.8)))
+
+
 def test_save_pretrained_writes_the_card(smoothed, tmp_path):
     smoothed.save_pretrained(tmp_path / "with")
     assert "## Certification results" in (tmp_path / "with" / "README.md").read_text()

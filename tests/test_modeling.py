@@ -69,6 +69,30 @@ def test_predict_and_forward(smoothed):
     assert len({tuple(c.counts) for c in predicted}) > 1  # a real model: the texts do not all vote alike
 
 
+def test_fallback_answers_abstentions_with_the_base_model_on_the_whole_text(smoothed, tokenizer, rotten_tomatoes):
+    texts = list(rotten_tomatoes["test"]["text"][:40])
+    # Deletion at 0.9 on 50 copies: many texts fall short of a certificate at alpha = 0.001.
+    settings = dict(omega_low=0.9, n=50, n0=10)
+    plain = smoothed.certify(texts, **settings)
+    answered = smoothed.certify(texts, fallback=True, **settings)
+    abstained = [i for i, r in enumerate(plain) if r.abstained]
+    assert 0 < len(abstained) < len(texts)
+    encoded = collate([np.asarray(ids) for ids in tokenizer(texts)["input_ids"]], tokenizer.pad_token_id)
+    with torch.no_grad():
+        base = smoothed.model(**encoded).logits.argmax(-1).tolist()
+    for i, (r, f) in enumerate(zip(plain, answered, strict=True)):
+        if i in abstained:  # the base model's answer, without a certificate
+            assert f.fallback and not f.abstained and f.radius is None and f.area_radius is None
+            assert f.label == base[i] and f.label_name == smoothed.id2label[base[i]]
+            assert f.counts == r.counts  # the same votes were counted
+        else:  # certified answers are untouched
+            assert f == r
+    predicted = smoothed.predict(texts, fallback=True, **settings)
+    assert all(p.label is not None for p in predicted)
+    assert all(p.label == base[i] for i, p in enumerate(predicted) if p.fallback)
+    assert not any(r.fallback for r in plain)
+
+
 def test_area_spans_and_area_radius(smoothed):
     text = "cf the acting is wonderful"
     result = smoothed.certify(text, areas=[[(0, 1)]], omega_low=0.1, omega_high=0.9)

@@ -30,6 +30,7 @@ FIELDS = {
     "score",
     "certified",
     "abstained",
+    "fallback",
     "p_lower",
     "radius",
     "area_radius",
@@ -91,6 +92,15 @@ def test_abstention(certifier):
     assert out["label"] is out["score"] is out["radius"] is out["area_radius"] is None
     assert isinstance(out["p_lower"], float) and out["p_lower"] <= 0.5
     assert sum(s["score"] for s in out["scores"]) == pytest.approx(1.0)
+
+
+def test_fallback_answers_an_abstention_without_a_certificate(certifier):
+    out = certifier(TEXTS[0], n0=5, n=10, alpha=1e-4, fallback=True)
+    reference = certifier.smoothed.certify(TEXTS[0], n0=5, n=10, alpha=1e-4, fallback=True)
+    assert out["fallback"] and not out["abstained"] and not out["certified"]
+    assert out["label"] == reference.label_name is not None
+    assert out["score"] is out["radius"] is None  # the base model's answer, not the vote's
+    assert not certifier(TEXTS[0])["fallback"]
 
 
 def test_same_certificate_alone_in_a_list_and_in_a_dataset(certifier):

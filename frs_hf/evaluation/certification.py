@@ -186,6 +186,8 @@ def certify_dataset(
             # What sequential looks save: copies drawn and model forwards (distinct copies), per example.
             copies_per_example=sum(r.num_copies for r in results) / len(results),
             forwards_per_example=sum(r.num_forwards + r.fuzzing_forwards for r in results) / len(results),
+            # Abstentions answered by the base model (FRSConfig.fallback): counted in clean_accuracy, never certified.
+            fallback_rate=sum(r.fallback for r in results) / len(results),
         )
         if not predict_only:
             smoothed.certification_results = summary  # the model card of a later push_to_hub shows it
