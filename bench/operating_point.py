@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from backdoor import predict
+from backdoor import cut_words, predict
 from common import commit, print_header, setup, training_arguments
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
@@ -67,6 +67,8 @@ def train(args: argparse.Namespace, data, seed: int, frs: dict | None) -> Path:
     }
     if args.attack:  # only when set, so that models trained on clean data keep their cache names
         settings.update(attack=args.attack, poison_rate=args.poison_rate, target_label=args.target_label)
+    if args.max_words:  # likewise
+        settings.update(max_words=args.max_words)
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     path = CACHE / f"{'plain' if frs is None else 'frs'}-{digest}"
     if (path / "info.json").is_file() and not args.retrain:
@@ -160,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--poison-rate", type=float, default=0.1)
     p.add_argument(
+        "--max-words",
+        type=int,
+        default=None,
+        help="Cut every text to its first N words before poisoning (long articles: the trigger stays inside "
+        "max_length).",
+    )
+    p.add_argument(
         "--fuzzing",
         action="store_true",
         help="Certify with FRS proper: the fuzzed area deleted at --omega-high, omega outside it (training unchanged).",
@@ -207,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             plot(records, args, Path(args.output))
         return 0
 
-    data = load_packaged_dataset(args.dataset)
+    data = cut_words(load_packaged_dataset(args.dataset), args.max_words)
     if args.train_size is not None:
         data["train"] = data["train"].shuffle(seed=0).select(range(min(args.train_size, len(data["train"]))))
     triggered_texts = []

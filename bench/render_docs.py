@@ -108,6 +108,13 @@ def operating_point(results: list[dict]) -> str:
     return "\n\n".join(t for t in tables if t)
 
 
+def drop_in(results: list[dict]) -> str:
+    """``bench/drop_in.py``'s table."""
+    from drop_in import print_table
+
+    return printed(print_table, [r for data in results for r in data["records"]])
+
+
 def sequential(results: list[dict]) -> str:
     """``bench/sequential.py``'s table of one run."""
     from sequential import print_table
@@ -330,6 +337,12 @@ point of undefended, and FRS ahead of uniform smoothing.
 """
 
 
+DROP_IN_NOTES = [
+    "**The swap costs 0.9 points of plain accuracy at `FRSTrainer`'s defaults** (goal: at most 1, three seeds), "
+    "0.4 with `frs_clean_fraction=0.5`.",
+]
+
+
 def rt(*names: str) -> list[str]:
     return [f"operating_point-rotten_tomatoes{n}.json" for n in names]
 
@@ -374,14 +387,20 @@ SECTIONS = [
                 after=[
                     "cd bench/results && python ../operating_point.py --from-results "
                     "operating_point-rotten_tomatoes.json operating_point-rotten_tomatoes-{0.9,8ep,8ep-s1,8ep-s2,"
-                    "16ep,0.9-8ep,consistency,whole,weight-noise}.json --output operating_point-rotten_tomatoes.png   "
-                    "# the table and the plot"
+                    "16ep,8ep-whole,0.9-8ep,consistency,whole,weight-noise}.json "
+                    "--output operating_point-rotten_tomatoes.png   # the table and the plot"
                 ],
             ),
             Table(
                 ["operating_point-imdb.json"],
                 operating_point,
                 caption="IMDB (~230-word reviews): 8,000 training reviews, `max_length = 128`, 100 test reviews:",
+            ),
+            Table(
+                ["operating_point-bbc_news.json"],
+                operating_point,
+                caption="BBC News (5 topics, ~390-word articles): 2,002 training articles, `max_length = 128`, 4 "
+                "epochs for both models (lr 1e-4), 100 test articles:",
             ),
             Table(
                 rt("-badnet", "-badnet-fuzzing"),
@@ -400,12 +419,23 @@ SECTIONS = [
             "against 26.5%; every seed gains 3–6 points) with smoothed CA 67.2% (64.3%) and r ≥ 2 9.2% (7.7%); at ω "
             "= 0.9 (one seed), r ≥ 1 / 2 / 3 on 38.0 / 23.0 / 16.5% (35.5 / 19.0 / 15.5%) at CA 56.5% (54.0%). "
             "It saturates: 16 epochs (ω = 0.8, seed 0) certify r ≥ 1 on 31.5%, as 8 did, at CA 66.5% (64.0%); "
-            "whole texts mixed in (8 epochs, `frs_clean_fraction=0.5`) keep plain accuracy (83.6%) but certify less "
-            "(r ≥ 1 / 2: 29.0 / 2.5%). "
-            "Still short of the goals.",
+            "whole texts mixed in (8 epochs, `frs_clean_fraction=0.5`, 3 seeds) keep plain accuracy (83.6%) but "
+            "certify less (r ≥ 1 / 2: 29.0 / 6.2%). Still short of the goals.",
             "**Whole texts in training** keep plain accuracy (83.5%) and raise smoothed CA to 74.0% for 2 points at "
             "r ≥ 1: to certify edits anywhere, train with `FRSTrainingArguments(frs_config=FRSConfig(omega_low=0.7), "
             "frs_clean_fraction=0.5)` and certify at the same rate.",
+            "**`fallback=True` closes the clean-accuracy gap, not the certificate gap.** Answering each abstention "
+            "with the FRS-trained model's own prediction on the whole text (a model trained with whole texts mixed "
+            "in, so that it stays as accurate as the undefended one): at ω = 0.7 (3 epochs, whole 0.5, 3 seeds) CA "
+            "83.0% against 81.8% for the undefended model on the same sentences, with r ≥ 1 certified on 22.2%; at "
+            "ω = 0.8 (8 epochs, whole 0.5, 3 seeds) 79.3% (−2.5 points) with r ≥ 1 / 2 on 29.0 / 6.2%. The answers "
+            "it adds carry no certificate, and against a backdoor they are the backdoored model's: ASR 84.0% → "
+            "94.0% under uniform deletion at 0.7, 39.0% → 60.5% with FRS (the BadNet table).",
+            "**On BBC News the goals hold**: at ω = 0.9 the smoothed classifier is 2 points from the undefended "
+            "model on the same articles (95.0 against 97.0%, 1% abstaining) and certifies r ≥ 1 / 3 / 5 on 94 / 90 "
+            "/ 73% of them; at 0.95, r ≥ 5 / 10 on 84 / 50% for 4 points (one seed, 100 articles). A topic shows in "
+            "most words of a 390-word article, so a copy that keeps one word in ten still carries it; the sentiment "
+            "of a 20-word sentence often sits in one or two words, which a copy keeping 4 of them loses.",
             "**Against a backdoor it fails**: ASR 84.0% under uniform deletion at 0.7, 39.0% with FRS (area at 0.95) "
             "at a smoothed CA of 61.0%. IMDB certifies further (r ≥ 1 on 54–56%), but r ≥ 5 only on 10–28%.",
         ],
@@ -564,6 +594,17 @@ SECTIONS = [
             "every seed; the seed spread (±7 points) is as large as the effect at r = 1.",
             "Fewer whole texts certify more and cost more clean accuracy (−10.7 points at f = 0).",
         ],
+    ),
+    Section(
+        "The drop-in swap: `Trainer` → `FRSTrainer` (`bench/drop_in.py`)",
+        """
+        The first 2,000 Rotten Tomatoes training sentences, MiniLM fine-tuned 1 epoch with one recipe and
+        transformers' `TrainingArguments` learning rate (5e-5, batch 32): the plain `Trainer`, `FRSTrainer` with
+        nothing else changed (its defaults: deletion at `omega_low = 0.2`), and `FRSTrainer` with half the
+        examples left whole. Plain accuracy (no smoothing) on the whole test split, three seeds.
+        """,
+        [Table(["drop_in.json"], drop_in)],
+        DROP_IN_NOTES,
     ),
     Section(
         "Certifying a dataset on 2 processes (`bench/distributed.py`)",
