@@ -231,12 +231,7 @@ def _results(results: Mapping[str, Any], config: FRSConfig) -> str:
         text += " These results were computed with the settings above except " + ", ".join(changed) + "."
 
     rows = []
-    answered = (
-        ("clean accuracy (smoothed; abstentions answered by the base model)", "clean_accuracy"),
-        ("answered by the base model (fallback, no certificate)", "fallback_rate"),
-    )
-    plain = (("clean accuracy (smoothed)", "clean_accuracy"), ("abstention rate", "abstention_rate"))
-    for label, key in answered if _number(results.get("fallback_rate")) else plain:
+    for key, _, label in _answers(results):
         value = _number(results.get(key))
         if value is not None:
             rows.append(f"| {label} | {value:.1%} |")
@@ -328,18 +323,31 @@ def _eval_results(results: Mapping[str, Any]) -> list[EvalResult]:
     )
     metrics: list[tuple[str, str, float, str | None]] = []
     for key, metric_type, metric_name in (
-        ("clean_accuracy", "accuracy", "Clean accuracy (smoothed, abstention = wrong)"),
-        ("abstention_rate", "abstention_rate", "Abstention rate"),
-        ("mean_certified_radius", "mean_certified_radius", "Mean certified radius"),
+        *_answers(results),
+        ("mean_certified_radius", "mean_certified_radius", "mean certified radius"),
     ):
         value = _number(results.get(key))
         if value is not None:
-            metrics.append((metric_type, metric_name, value, None))
+            metrics.append((metric_type, metric_name[0].upper() + metric_name[1:], value, None))
     for r, value in _certified(results):
         metrics.append(("certified_accuracy", f"Certified accuracy (radius {r})", value, f"radius={r}"))
     return [
         EvalResult(**common, metric_type=t, metric_name=n, metric_value=round(v, 4), metric_config=c)
         for t, n, v, c in metrics
+    ]
+
+
+def _answers(results: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(key, metric type, name)`` of the clean accuracy and of what became of the abstentions: counted wrong,
+    or answered by the base model without a certificate (``FRSConfig.fallback``)."""
+    if _number(results.get("fallback_rate")):
+        return [
+            ("clean_accuracy", "accuracy", "clean accuracy (smoothed, abstentions answered by the base model)"),
+            ("fallback_rate", "fallback_rate", "answered by the base model (fallback, no certificate)"),
+        ]
+    return [
+        ("clean_accuracy", "accuracy", "clean accuracy (smoothed, abstention = wrong)"),
+        ("abstention_rate", "abstention_rate", "abstention rate"),
     ]
 
 

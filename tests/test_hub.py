@@ -260,6 +260,11 @@ def test_model_card_of_a_fallback_config_says_those_answers_are_uncertified():
     assert "| `fallback` | on |" in text and "no protection against a backdoor" in text
     assert "| answered by the base model (fallback, no certificate) | 15.0% |" in text
     assert "abstentions answered by the base model) | 80.0% |" in text and "abstention rate" not in text
+    data = ModelCard(text).data
+    assert data.eval_results is None  # no dataset named: the card shows the table but no model-index
+    named = ModelCard(str(model_card(FRSConfig(fallback=True), {**results, "dataset": "rotten_tomatoes"}))).data
+    names = [r.metric_name for r in named.eval_results]
+    assert "Answered by the base model (fallback, no certificate)" in names and "Abstention rate" not in names
     assert "`fallback`" not in str(model_card(FRSConfig(omega_low=0.8)))
 
 
