@@ -408,9 +408,16 @@ SECTIONS = [
                 caption="With BadNet in both models' training data (10%, target positive) and 200 triggered "
                 "negative test sentences:",
             ),
+            Table(
+                ["operating_point-bbc_news-badnet.json"],
+                operating_point,
+                caption="BBC News with BadNet in both models' training data (articles cut to 80 words, 20% "
+                "poisoned, target entertainment), 100 test articles and 100 triggered ones of the other topics:",
+            ),
         ],
         [
-            "**Smoothed CA within 2 points of plain and certified accuracy ≥ 45% at r ≥ 1 / ≥ 30% at r ≥ 2: both "
+            "**Rotten Tomatoes: smoothed CA within 2 points of plain and certified accuracy ≥ 45% at r ≥ 1 / ≥ 30% "
+            "at r ≥ 2: both "
             "missed** — CA / r ≥ 1 / r ≥ 2 of 71.8 / 24.3 / 0% at ω = 0.7, 64.3 / 26.5 / 7.7% at 0.8 and 54.0 / 35.5 "
             "/ 19.0% at 0.9 (3 epochs), against a plain CA of 81.8%. Two copies with a consistency loss, or weight "
             "noise, stay within the seed spread (about ±1.5 points).",
@@ -436,8 +443,18 @@ SECTIONS = [
             "/ 73% of them; at 0.95, r ≥ 5 / 10 on 84 / 50% for 4 points (one seed, 100 articles). A topic shows in "
             "most words of a 390-word article, so a copy that keeps one word in ten still carries it; the sentiment "
             "of a 20-word sentence often sits in one or two words, which a copy keeping 4 of them loses.",
-            "**Against a backdoor it fails**: ASR 84.0% under uniform deletion at 0.7, 39.0% with FRS (area at 0.95) "
-            "at a smoothed CA of 61.0%. IMDB certifies further (r ≥ 1 on 54–56%), but r ≥ 5 only on 10–28%.",
+            "**Against a backdoor on Rotten Tomatoes it fails**: ASR 84.0% under uniform deletion at 0.7, 39.0% with "
+            "FRS (area at 0.95) at a smoothed CA of 61.0%. **On BBC News it works**: with BadNet in the training "
+            "data, uniform deletion at 0.9 takes the ASR from 100% to 3.0% (floor 0) at a smoothed CA of 92.0% "
+            "(96.0% undefended on the same articles) and certifies r ≥ 1 / 3 on 85 / 60% of the articles — ahead of "
+            "FRS at the defaults against the same attack (CA 87–92%, ASR 8%, no edit radius, in the backdoor tables "
+            "below on their own 100 articles). "
+            "With `fallback=True`, CA 98.0% and ASR 9.0%: the 16% of triggered articles it answers uncertified are "
+            "where the trigger gets through.",
+            "IMDB certifies further than Rotten Tomatoes (r ≥ 1 on 54–56%), but r ≥ 5 only on 10–28%. Why short "
+            "sentences cap the certificate: a label carried by k words survives in a copy with probability 1 − ω^k, "
+            "and r ≥ 1 at ω = 0.8 needs a vote share of about 0.75 at n = 1,000, i.e. k ≥ 7 words that each carry "
+            "the label; a 20-word review sentence rarely has them.",
         ],
     ),
     Section(
