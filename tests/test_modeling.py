@@ -259,9 +259,13 @@ def test_interrupt_at_any_instant_leaves_the_model_bit_exact(tiny_sentiment_mode
     config = FRSConfig(n0=8, n=64, omega_low=0.3, weight_noise_config={"sigma": 0.05, "draws": 4}, batch_size=8)
     smoothed = SmoothedModelForSequenceClassification.from_model(tiny_sentiment_model, tokenizer, config)
     before = {k: v.clone() for k, v in tiny_sentiment_model.state_dict().items()}
-    start = time.perf_counter()
-    smoothed.certify(SHORT)
-    duration = time.perf_counter() - start
+    smoothed.certify(SHORT)  # warm-up: a slow first call would put most interrupts after the later, faster ones
+    durations = []
+    for _ in range(3):
+        start = time.perf_counter()
+        smoothed.certify(SHORT)
+        durations.append(time.perf_counter() - start)
+    duration = min(durations)
     rng = np.random.default_rng(0)
     interrupted = 0
     for _ in range(40):
