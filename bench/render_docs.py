@@ -410,10 +410,10 @@ SECTIONS = [
                 "negative test sentences:",
             ),
             Table(
-                ["operating_point-bbc_news-badnet.json"],
+                ["operating_point-bbc_news-badnet.json", "operating_point-bbc_news-addsent.json"],
                 operating_point,
-                caption="BBC News with BadNet in both models' training data (articles cut to 80 words, 20% "
-                "poisoned, target entertainment), 100 test articles and 100 triggered ones of the other topics:",
+                caption="BBC News with BadNet or AddSent in both models' training data (articles cut to 80 words, "
+                "20% poisoned, target entertainment), 100 test articles and 100 triggered ones of the other topics:",
             ),
         ],
         [
@@ -451,7 +451,9 @@ SECTIONS = [
             "FRS at the defaults against the same attack (CA 87–92%, ASR 8%, no edit radius, in the backdoor tables "
             "below on their own 100 articles). "
             "With `fallback=True`, CA 98.0% and ASR 9.0%: the 16% of triggered articles it answers uncertified are "
-            "where the trigger gets through.",
+            "where the trigger gets through. Against AddSent (a 5-word sentence) the rate alone is not enough: ASR "
+            "22.0% (floor 1.2%) at 0.9, where FRS at the defaults reaches 0% because its area finds the sentence; "
+            "fuzzing on top of a certifying rate is not measured yet.",
             "IMDB certifies further than Rotten Tomatoes (r ≥ 1 on 54–56%), but r ≥ 5 only on 10–28%. Why short "
             "sentences cap the certificate: a label carried by k words survives in a copy with probability 1 − ω^k, "
             "and r ≥ 1 at ω = 0.8 needs a vote share of about 0.75 at n = 1,000, i.e. k ≥ 7 words that each carry "
