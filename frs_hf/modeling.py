@@ -303,55 +303,52 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                 "area_radius still speaks about the flagged area. Use omega_low > 0.5 (e.g. 0.8) with a model "
                 "trained at that rate to certify edits anywhere."
             )
-        results = []
         examples = self._votes(texts, areas, indices, config, certify=certify)
+        decisions = []  # (label or None, the statistics behind it) per text
         for ex in examples:
-            common = dict(
-                counts=ex.counts.tolist(),
-                num_copies=ex.stream.taken,
-                num_forwards=ex.num_forwards,
-                area_spans=[ex.units.char_span(s, e) for s, e in ex.area],
-                fuzzing_forwards=ex.fuzzing_forwards,
-                seed=ex.stream.seed,
-                index=ex.stream.index,
-            )
             if certify:
-                cert = ex.certificate
-                label = cert.label
-                extra = dict(p_lower=cert.p_lower, radius=cert.radius, area_radius=cert.area_radius)
+                c = ex.certificate
+                decisions.append((c.label, dict(p_lower=c.p_lower, radius=c.radius, area_radius=c.area_radius)))
             else:
                 label, p_value = predict_from_counts(ex.counts, config.alpha)
-                extra = dict(p_value=p_value)
+                decisions.append((label, dict(p_value=p_value)))
+        fallback = self._fallback_labels(examples, [d[0] for d in decisions], config) if config.fallback else {}
+        results = []
+        for i, (ex, (label, extra)) in enumerate(zip(examples, decisions, strict=True)):
+            label = fallback.get(i, label)
             results.append(
                 FRSResult(
                     label=label,
                     label_name=None if label is None else self.id2label[label],
                     abstained=label is None,
-                    **common,
+                    counts=ex.counts.tolist(),
+                    num_copies=ex.stream.taken,
+                    num_forwards=ex.num_forwards,
+                    area_spans=[ex.units.char_span(s, e) for s, e in ex.area],
+                    fuzzing_forwards=ex.fuzzing_forwards,
+                    fallback=i in fallback,
+                    seed=ex.stream.seed,
+                    index=ex.stream.index,
                     **extra,
                 )
             )
-        if config.fallback:
-            self._fall_back(results, examples, config)
         return results[0] if single else results
 
-    def _fall_back(self, results: list[FRSResult], examples: list[_Example], config: FRSConfig) -> None:
-        """Answer each abstention with the clean base model's prediction on the whole text (no certificate)."""
-        abstained = [i for i, r in enumerate(results) if r.abstained]
+    def _fallback_labels(self, examples: list[_Example], labels: list[int | None], config: FRSConfig) -> dict[int, int]:
+        """``{i: label}`` for each abstention: the clean base model's prediction on the whole text (no certificate)."""
+        abstained = [i for i, label in enumerate(labels) if label is None]
         if not abstained:
-            return
+            return {}
         max_length = self.max_length(config)
-        labels = forward_sequences(
+        predicted = forward_sequences(
             self.model,
             [original_sequence(examples[i].units, max_length) for i in abstained],
             self.pad_token_id,
-            lambda output, _: output.logits.argmax(dim=-1),
+            _predicted_class,
             batch_size=config.batch_size,
             dtype=config.autocast_dtype,
         )
-        for i, label in zip(abstained, labels.tolist(), strict=True):
-            results[i].label, results[i].label_name = label, self.id2label[label]
-            results[i].abstained, results[i].fallback = False, True
+        return dict(zip(abstained, predicted.tolist(), strict=True))
 
     def _votes(
         self,
@@ -509,7 +506,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                 model,
                 [sequences[k] for k in group],
                 self.pad_token_id,
-                lambda output, _: output.logits.argmax(dim=-1),
+                _predicted_class,
                 batch_size=config.batch_size,
                 dtype=config.autocast_dtype,
             )
@@ -620,6 +617,11 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             module_names=noise.modules,
             seed=derive_seed(seed, SHARED, Stream.WEIGHT_NOISE),
         )
+
+
+def _predicted_class(output, _inputs) -> torch.Tensor:
+    """The ``forward_sequences`` reduction to each sequence's predicted class."""
+    return output.logits.argmax(dim=-1)
 
 
 def _check_area(area: Any, i: int) -> list[Span] | None:
