@@ -111,6 +111,19 @@ def insertion_radius(p_lower: float, p_upper: float, w: float) -> int | None:
     return _largest_radius(1.0 / (1.0 + margin) if margin > 0 else 1.0, w)
 
 
+def share_needed(radius: int, w: float) -> float | None:
+    """The smallest binary ``p_lower`` (with ``p_upper = 1 - p_lower``) that certifies ``radius`` edits anywhere
+    at rate ``w``, or None when no vote share can. Found on :func:`levenshtein_radius` itself, so it cannot drift
+    from the certificate; it is what choosing ``omega_low`` trades against (docs/theory.md)."""
+    if (levenshtein_radius(1.0 - 1e-15, 1e-15, w) or 0) < radius:
+        return None
+    low, high = 0.5, 1.0 - 1e-15  # low never certifies radius, high always does
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (low, mid) if (levenshtein_radius(mid, 1.0 - mid, w) or -1) >= radius else (mid, high)
+    return high
+
+
 # Decision rules --------------------------------------------------------------------------------
 
 
@@ -259,6 +272,21 @@ def sequential_look(
     if target_radius is not None and (ceiling.label is None or ceiling.radius < target_radius):
         return cert, True
     return cert, _rank(cert) >= _rank(ceiling)
+
+
+def radius_ceiling(n: int, alpha: float, w: float, num_labels: int = 2, num_looks: int = 1) -> int:
+    """The radius of a unanimous vote over ``n`` copies at rate ``w``: the most any input can certify.
+
+    ``num_looks > 1`` is sequential certification, whose last look spends its share of ``alpha`` split over the
+    classes (:func:`look_alphas`, :func:`simultaneous_bounds`); one look is Cohen et al.'s fixed ``n``.
+    """
+    counts = np.zeros(max(num_labels, 2), dtype=np.int64)
+    counts[0] = n
+    if num_looks > 1:
+        _, p_lower, p_upper = simultaneous_bounds(counts, look_alphas(alpha, num_looks)[-1])
+    else:
+        p_lower, p_upper = vote_bounds(counts, 0, alpha)
+    return levenshtein_radius(p_lower, p_upper, w) or 0
 
 
 def predict_from_counts(counts: np.ndarray, alpha: float) -> tuple[int | None, float]:

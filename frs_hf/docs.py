@@ -1,16 +1,19 @@
-"""The field tables of docs/api.md and docs/training.md, generated from the configs' help metadata.
+"""The tables of the docs that code can write: config fields and what a deletion rate can certify.
 
 The dataclasses are the one place where a setting is described; the docs embed their tables between
-``<!-- fields: Name -->`` and ``<!-- end fields -->`` markers, and ``python -m frs_hf.docs`` rewrites them
-(a test fails when they drift).
+``<!-- fields: Name -->`` and ``<!-- end fields -->`` markers. docs/theory.md embeds the table of deletion
+rates (what vote share each radius needs, from :mod:`frs_hf.certify` itself) between ``<!-- rates -->`` and
+``<!-- end rates -->``. ``python -m frs_hf.docs`` rewrites them all (a test fails when they drift).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 
+from .certify import look_schedule, radius_ceiling, share_needed
 from .config import FRSConfig, FuzzingConfig, WeightNoiseConfig
 from .trainer import _DEPRECATED, FRSTrainingArguments
 
@@ -29,6 +32,9 @@ DOCS = {
     "FRSTrainingArguments": "training.md",
 }
 _BLOCK = re.compile(r"(<!-- fields: (\w+) -->\n)(.*?)(<!-- end fields -->)", re.S)
+_RATES = re.compile(r"(<!-- rates -->\n)(.*?)(<!-- end rates -->)", re.S)
+RATES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+RADII = (1, 2, 3, 5, 10)
 
 
 def _default(f: dataclasses.Field) -> str:
@@ -51,17 +57,40 @@ def field_table(name: str) -> str:
     return "\n".join(rows) + "\n"
 
 
+def rate_table() -> str:
+    """What each ``omega_low`` can certify (binary): the vote share each radius needs, the largest radius at the
+    default ``n`` and ``alpha``, and how many label-carrying words a text needs for the r >= 1 share."""
+    config = FRSConfig()
+    looks = len(look_schedule(min(config.sequential_first, config.n), config.n))
+    head = " | ".join(f"share for r ≥ {r}" for r in RADII)
+    rows = [
+        f"| `omega_low` | {head} | largest radius (n = {config.n:,}, α = {config.alpha:g}) "
+        "| label-carrying words needed for r ≥ 1 |",
+        "|---|" + "---|" * (len(RADII) + 2),
+    ]
+    for w in RATES:
+        shares = [share_needed(r, w) for r in RADII]
+        cells = " | ".join("–" if s is None else f"{s:.3f}" for s in shares)
+        # A copy keeps at least one of k label-carrying words with probability 1 - w**k.
+        words = "–" if shares[0] is None else str(math.floor(math.log(1 - shares[0]) / math.log(w)) + 1)
+        ceiling = radius_ceiling(config.n, config.alpha, w, 2, looks)
+        rows.append(f"| {w:g} | {cells} | {ceiling} | {words} |")
+    return "\n".join(rows) + "\n"
+
+
 def render(text: str) -> str:
     """``text`` with every marked table regenerated."""
-    return _BLOCK.sub(lambda m: m.group(1) + field_table(m.group(2)) + m.group(4), text)
+    text = _BLOCK.sub(lambda m: m.group(1) + field_table(m.group(2)) + m.group(4), text)
+    return _RATES.sub(lambda m: m.group(1) + rate_table() + m.group(3), text)
 
 
 def main(docs_dir: str = "docs") -> None:
-    for name, file in DOCS.items():
+    markers = [(file, f"<!-- fields: {name} -->") for name, file in DOCS.items()] + [("theory.md", "<!-- rates -->")]
+    for file, marker in markers:
         path = Path(docs_dir) / file
         text = path.read_text(encoding="utf-8")
-        if f"<!-- fields: {name} -->" not in text:
-            raise SystemExit(f"{path} has no '<!-- fields: {name} -->' marker.")
+        if marker not in text:
+            raise SystemExit(f"{path} has no '{marker}' marker.")
         path.write_text(render(text), encoding="utf-8")
 
 

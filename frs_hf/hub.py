@@ -16,10 +16,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .certify import levenshtein_radius, look_alphas, look_schedule, simultaneous_bounds, vote_bounds
+from .certify import look_schedule, radius_ceiling
 from .config import FRSConfig
 
 if TYPE_CHECKING:
@@ -384,14 +383,8 @@ def _looks(config: FRSConfig) -> list[int]:
 
 
 def _radius_ceiling(config: FRSConfig, num_labels: int) -> int:
-    """The radius of a unanimous vote: the largest any input can get with these ``n`` and ``alpha``."""
-    counts = np.zeros(max(num_labels, 2), dtype=np.int64)
-    counts[0] = config.n
-    if config.sequential:  # the last look's share of alpha, split over the classes
-        _, p_lower, p_upper = simultaneous_bounds(counts, look_alphas(config.alpha, len(_looks(config)))[-1])
-    else:
-        p_lower, p_upper = vote_bounds(counts, 0, config.alpha)
-    return levenshtein_radius(p_lower, p_upper, config.omega_low) or 0
+    looks = len(_looks(config)) if config.sequential else 1
+    return radius_ceiling(config.n, config.alpha, config.omega_low, num_labels, looks)
 
 
 def _base_model_id(model: Any, repo_id: str | None) -> str | None:

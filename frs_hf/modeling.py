@@ -299,9 +299,9 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         if certify and config.omega_low <= 0.5:
             logger.warning_once(
                 f"omega_low={config.omega_low:g} can never certify radius >= 1: one edit anywhere is covered only when "
-                "omega_low > 1.5 - p_lower >= 0.5 (docs/theory.md). Every radius will be 0 (or None: abstained); "
-                "area_radius still speaks about the flagged area. Use omega_low > 0.5 (e.g. 0.8) with a model "
-                "trained at that rate to certify edits anywhere."
+                "omega_low > 1.5 - p_lower >= 0.5. Every radius will be 0 (or None: abstained); area_radius still "
+                "speaks about the flagged area. Use omega_low > 0.5 (e.g. 0.8) with a model trained at that rate to "
+                "certify edits anywhere (docs/theory.md, 'Choosing omega_low': what each rate can certify)."
             )
         examples = self._votes(texts, areas, indices, config, certify=certify)
         decisions = []  # (label or None, the statistics behind it) per text

@@ -25,8 +25,10 @@ from frs_hf.certify import (
     look_alphas,
     look_schedule,
     predict_from_counts,
+    radius_ceiling,
     removal_radius,
     sequential_look,
+    share_needed,
     simultaneous_bounds,
     vote_bounds,
 )
@@ -276,6 +278,40 @@ def test_radius_matches_brute_force(name):
     assert checked > 5000
     assert exact_ties < 0.01 * checked
     assert not mismatches, mismatches[:10]
+
+
+@pytest.mark.parametrize("w", [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99])
+@pytest.mark.parametrize("radius", [1, 2, 3, 5, 10])
+def test_share_needed_is_the_binary_boundary_of_the_radius(w, radius):
+    """Binary: radius r needs p_lower - (1 - p_lower) > 2 (1 - w**r), i.e. p_lower > 1.5 - w**r."""
+    closed_form = 1.5 - w**radius
+    share = share_needed(radius, w)
+    if closed_form >= 1.0:
+        assert share is None
+        return
+    assert share == pytest.approx(closed_form, abs=1e-9)
+    assert levenshtein_radius(share, 1 - share, w) >= radius
+    below = share - 1e-9
+    assert (levenshtein_radius(below, 1 - below, w) or 0) < radius
+
+
+@pytest.mark.parametrize("num_labels", [2, 5])
+@pytest.mark.parametrize("num_looks", [1, 5])
+def test_radius_ceiling_is_the_radius_of_a_unanimous_vote(num_labels, num_looks):
+    # Fixed n, binary, all 1000 copies agree: p_lower = 0.001 ** (1 / 1000) = 0.99312, and 0.8 ** 3 = 0.512 >
+    # 1.5 - 0.99312 but 0.8 ** 4 = 0.41 is not: radius 3. Every other case must give what the bounds give.
+    counts = np.zeros(num_labels, dtype=np.int64)
+    counts[0] = 1000
+    if num_looks == 1:
+        p_lower, p_upper = vote_bounds(counts, 0, 0.001)
+    else:
+        _, p_lower, p_upper = simultaneous_bounds(counts, look_alphas(0.001, num_looks)[-1])
+    assert radius_ceiling(1000, 0.001, 0.8, num_labels, num_looks) == levenshtein_radius(p_lower, p_upper, 0.8)
+    assert radius_ceiling(1000, 0.001, 0.8) == 3
+    assert radius_ceiling(1000, 0.001, 0.5) == 0  # never beyond 0 at omega_low <= 0.5
+    assert radius_ceiling(100_000, 0.001, 0.99) > radius_ceiling(1000, 0.001, 0.99)
+    # ... but no n goes past the rate's own cap, w**r > 0.5 (binary): 6 at 0.9.
+    assert radius_ceiling(10**7, 0.001, 0.9) == radius_ceiling(1000, 0.001, 0.9) == 6
 
 
 # 4. Decision rules -----------------------------------------------------------------------------------

@@ -249,22 +249,3 @@ def test_a_corrupt_config_file_is_named(tmp_path, content, match):
     with pytest.raises(ValueError, match=match) as err:
         FRSConfig.from_pretrained(tmp_path)
     assert str(tmp_path / "frs_config.json") in str(err.value)
-
-
-def test_docs_field_tables_are_generated_from_the_metadata():
-    """docs/api.md and docs/training.md embed the tables `python -m frs_hf.docs` writes; rerun it after
-    changing a field."""
-    from pathlib import Path
-
-    from frs_hf.docs import DOCS, field_table, render
-
-    root = Path(__file__).resolve().parent.parent / "docs"
-    for name, file in DOCS.items():
-        text = (root / file).read_text(encoding="utf-8")
-        assert render(text) == text, f"docs/{file} is out of date: run `python -m frs_hf.docs`"
-        assert field_table(name) in text
-    for cls in (FRSConfig, FuzzingConfig, WeightNoiseConfig):
-        table = field_table(cls.__name__)
-        assert all(f"| `{f.name}` |" in table for f in dataclasses.fields(cls))
-    assert "| `frs_clean_fraction` | `0.0` |" in field_table("FRSTrainingArguments")
-    assert "frs_omega_low" not in field_table("FRSTrainingArguments")  # deprecated aliases are not advertised
