@@ -13,8 +13,9 @@ model forwards (distinct copies) per text -- overall, on texts that end certifie
 end in abstention -- the fuzzing forwards (with ``--fuzzing``), the wall time and each ratio to fixed.
 
 ``--simulate`` instead replays the stopping rule without a model: every text of an operating-point results
-file, its measured vote share taken as the truth, is certified again by simulation at several ``FUTILITY``
-levels (how early a text that cannot certify more stops) next to fixed ``n``.
+file, its measured vote share taken as the truth, is certified again by simulation at several ``futility``
+levels (how early a text that cannot certify more stops), with the first look at 50 copies and with up to
+1.5 n copies, next to fixed ``n``.
 
 ``--memory`` instead measures peak RSS of certifying one long text (``--memory-words`` words) at
 n = 1,000 and n = 100,000, each in a fresh process, with a tiny BERT built from a config (the engine's
@@ -159,48 +160,58 @@ def print_table(runs: dict, radii: list[int]) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
-def simulate_futility(path: str, omega: float, levels: list[float], repeats: int = 3, n: int = 1000) -> dict:
+def simulate_futility(
+    path: str, omega: float, levels: list[float], radii: list[int], repeats: int = 3, n: int = 1000
+) -> dict:
     """The stopping rule's trade-off without a model: each text of an operating-point results file (its vote
     share at ``omega``, from ``n`` copies) is taken as the truth and certified again by simulation, fixed
-    ``n0 + n`` and sequential with each ``FUTILITY`` level. Prints texts certified at r >= 0, 1, 2 and copies."""
+    ``n0 + n`` against sequential at each ``futility`` level, with the first look at 50 instead of 100, and with
+    up to 1.5 ``n`` copies. Prints texts certified at r >= 0 and each of ``radii``, and copies per text."""
     from frs_hf import certify as stats
 
     records = json.loads(Path(path).read_text())["records"]
-    shares = [t["counts"][0] / sum(t["counts"]) for r in records if abs(r["omega"] - omega) < 1e-9 for t in r["texts"]]
-    rng, looks, alpha, rows = np.random.default_rng(0), stats.look_schedule(100, n), 0.001, {}
-    shipped = stats.FUTILITY
+    shares = [
+        np.asarray(t["counts"]) / sum(t["counts"])
+        for r in records
+        if abs(r["omega"] - omega) < 1e-9
+        for t in r["texts"]
+    ]
+    rng, alpha, rows = np.random.default_rng(0), 0.001, {}
+    ways = {"fixed": None}
+    ways.update({f"sequential, futility {level:g}": (level, 100, n) for level in levels})
+    ways[f"sequential, futility {stats.FUTILITY:g}, first look 50"] = (stats.FUTILITY, 50, n)
+    ways[f"sequential, futility {stats.FUTILITY:g}, up to n = {3 * n // 2:,}"] = (stats.FUTILITY, 100, 3 * n // 2)
 
-    def votes(p: float, m: int) -> np.ndarray:
-        k = rng.binomial(m, p)
-        return np.array([k, m - k])
-
-    for level in [None, *levels]:
-        radii, copies = [], []
+    for name, way in ways.items():
+        certified, copies = [], []
         for p in shares:
             for _ in range(repeats):
-                if level is None:  # Cohen et al.: n0 = 100 selection copies, then n
-                    cert, used = stats.certify_from_counts(votes(p, 100), votes(p, n), alpha, omega), 100 + n
+                if way is None:  # Cohen et al.: n0 = 100 selection copies, then n
+                    selection, estimation = rng.multinomial(100, p), rng.multinomial(n, p)
+                    cert, used = stats.certify_from_counts(selection, estimation, alpha, omega), 100 + n
                 else:
-                    stats.FUTILITY, counts, cert, used = level, np.zeros(2, np.int64), None, 0
+                    level, first, most = way
+                    looks, counts, cert, used = stats.look_schedule(first, most), np.zeros(len(p), np.int64), None, 0
                     for look, total in enumerate(looks):
-                        counts += votes(p, total - used)
+                        counts += rng.multinomial(total - used, p)
                         used = total
-                        cert, stop = stats.sequential_look(counts, look, looks, alpha, omega, best=cert)
+                        cert, stop = stats.sequential_look(counts, look, looks, alpha, omega, best=cert, futility=level)
                         if stop:
                             break
-                radii.append(-1 if cert.label is None else cert.radius)
+                certified.append(-1 if cert.label is None else cert.radius)
                 copies.append(used)
-        radii, copies = np.array(radii), np.array(copies)
-        name = "fixed" if level is None else f"sequential, futility {level:g}"
+        certified, copies = np.array(certified), np.array(copies)
         rows[name] = {
-            "certified": {str(r): float(np.mean(radii >= r)) for r in (0, 1, 2)},
+            "certified": {str(r): float(np.mean(certified >= r)) for r in (0, *radii)},
             "copies": float(copies.mean()),
-            "copies_abstained": float(copies[radii < 0].mean()) if (radii < 0).any() else None,
+            "copies_abstained": float(copies[certified < 0].mean()) if (certified < 0).any() else None,
         }
         cells = " / ".join(f"{100 * v:.1f}" for v in rows[name]["certified"].values())
         abstained = rows[name]["copies_abstained"]
-        print(f"{name}: certified r>=0/1/2 {cells} %, copies {copies.mean():.0f}, on abstentions {abstained:.0f}")
-    stats.FUTILITY = shipped
+        print(
+            f"{name}: certified r>=0/{'/'.join(map(str, radii))} {cells} %, copies {copies.mean():.0f}, "
+            f"on abstentions {abstained or float('nan'):.0f}"
+        )
     return {"texts": len(shares), "omega": omega, "repeats": repeats, "rows": rows}
 
 
@@ -285,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory:
         payload, default = memory_runs(args), RESULTS / "sequential-memory.json"
     elif args.simulate:
-        payload = simulate_futility(args.simulate, args.omega, args.futility)
+        payload = simulate_futility(args.simulate, args.omega, args.futility, args.radii)
         default = RESULTS / "sequential-futility.json"
     else:
         if not args.model:

@@ -246,12 +246,14 @@ def sequential_look(
     *,
     best: Certificate | None = None,
     target_radius: int | None = None,
+    futility: float = FUTILITY,
 ) -> tuple[Certificate, bool]:
     """Look ``look`` (0-based) of the schedule ``looks`` at the ``counts`` of all copies so far.
 
     Returns the best certificate of this and the earlier looks (``best``) and whether to stop: at the last
-    look; when the last look could not plausibly certify more (a larger ``radius`` or ``area_radius``);
-    with ``target_radius``, as soon as that radius is proven or out of reach.
+    look; when the last look could not plausibly certify more (a larger ``radius`` or ``area_radius``) even
+    at the upper ``(1 - futility)`` bound of the candidate's share; with ``target_radius``, as soon as that
+    radius is proven or out of reach.
     """
     counts = np.asarray(counts, dtype=np.int64)
     alphas = look_alphas(alpha, len(looks))
@@ -262,7 +264,7 @@ def sequential_look(
         return cert, True
     # The most the last look could certify if the candidate's share were at its optimistic bound now.
     label, total = int(np.argmax(counts)), looks[-1]
-    share = clopper_pearson_upper(int(counts[label]), int(counts.sum()), FUTILITY)
+    share = clopper_pearson_upper(int(counts[label]), int(counts.sum()), futility)
     hoped = np.zeros(len(counts), dtype=np.int64)
     hoped[label] = math.floor(share * total)
     hoped[(label + 1) % len(counts)] = total - hoped[label]

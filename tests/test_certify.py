@@ -692,3 +692,14 @@ def test_naive_repeated_looks_fail_the_same_simulation():
     shares = _sequential_failures(_naive_repeated_looks)
     limit = SEQ_ALPHA + 3 * math.sqrt(SEQ_ALPHA * (1 - SEQ_ALPHA) / SEQ_TRIALS)
     assert shares.max() > 2 * limit, shares
+
+
+def test_futility_sets_how_optimistic_a_look_is_about_the_candidate():
+    # 55 of 100 votes: at the default (its share's upper 0.9 bound, ~0.61) the last look might still certify,
+    # so sample on; at futility 0.5 (a median, ~0.55) it could not, so stop now and abstain. Validity is the
+    # same either way: the rule only decides when to stop.
+    looks, counts = look_schedule(100, 1000), np.array([55, 45])
+    cert, stop = sequential_look(counts, 0, looks, 0.001, 0.2)
+    assert cert.abstained and not stop
+    cert, stop = sequential_look(counts, 0, looks, 0.001, 0.2, futility=0.5)
+    assert cert.abstained and stop
