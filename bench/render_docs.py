@@ -411,10 +411,18 @@ SECTIONS = [
                 "negative test sentences:",
             ),
             Table(
-                ["operating_point-bbc_news-badnet.json", "operating_point-bbc_news-addsent.json"],
+                [
+                    "operating_point-bbc_news-badnet.json",
+                    "operating_point-bbc_news-badnet-fuzzing.json",
+                    "operating_point-bbc_news-addsent.json",
+                    "operating_point-bbc_news-addsent-fuzzing-0.95.json",
+                    "operating_point-bbc_news-addsent-fuzzing.json",
+                ],
                 operating_point,
                 caption="BBC News with BadNet or AddSent in both models' training data (articles cut to 80 words, "
-                "20% poisoned, target entertainment), 100 test articles and 100 triggered ones of the other topics:",
+                "20% poisoned, target entertainment), 100 test articles and 100 triggered ones of the other topics; "
+                '"fuzzing" rows certify the same models with FRS proper, the area MCTS finds deleted at 0.95 or '
+                "0.99 and every other word at 0.9:",
             ),
         ],
         [
@@ -453,8 +461,13 @@ SECTIONS = [
             "below on their own 100 articles). "
             "With `fallback=True`, CA 98.0% and ASR 9.0%: the 16% of triggered articles it answers uncertified are "
             "where the trigger gets through. Against AddSent (a 5-word sentence) the rate alone is not enough: ASR "
-            "22.0% (floor 1.2%) at 0.9, where FRS at the defaults reaches 0% because its area finds the sentence; "
-            "fuzzing on top of a certifying rate is not measured yet.",
+            "22.0% (floor 1.2%) at 0.9, where FRS at the defaults reaches 0% because its area finds the sentence.",
+            "**Fuzzing on top of a certifying rate halves AddSent's ASR, not more**: with the area deleted at 0.95 "
+            "/ 0.99 (0.9 elsewhere), ASR 11.0 / 9.0% (floor 1.2%) at a smoothed CA of 91.0 / 89.0% (92.0% without "
+            "the area) and r ≥ 1 / 3 on 84 / 52% and 82 / 44% of the articles (85 / 58%). The area also takes topic "
+            "words out of clean articles, which is what the CA and the radii pay; against BadNet, which the rate "
+            "already stops, it only costs (ASR 4.0%, CA 89.0%). The ≤ 5% goal on BBC News holds for BadNet at the "
+            "rate alone and is missed for AddSent (9.0% at best, one seed).",
             "IMDB certifies further than Rotten Tomatoes (r ≥ 1 on 54–56%), but r ≥ 5 only on 10–28%. Why short "
             "sentences cap the certificate: a label carried by k words survives in a copy with probability 1 − ω^k, "
             "and r ≥ 1 at ω = 0.8 needs a vote share of about 0.75 at n = 1,000, i.e. k ≥ 7 words that each carry "
