@@ -405,10 +405,10 @@ SECTIONS = [
                 "epochs for both models (lr 1e-4), 100 test articles:",
             ),
             Table(
-                rt("-badnet", "-badnet-fuzzing"),
+                rt("-badnet", "-badnet-fuzzing", "-addsent-fuzzing"),
                 operating_point,
-                caption="With BadNet in both models' training data (10%, target positive) and 200 triggered "
-                "negative test sentences:",
+                caption="With BadNet or AddSent in both models' training data (10%, target positive) and 200 "
+                "triggered negative test sentences:",
             ),
             Table(
                 [
@@ -454,7 +454,11 @@ SECTIONS = [
             "most words of a 390-word article, so a copy that keeps one word in ten still carries it; the sentiment "
             "of a 20-word sentence often sits in one or two words, which a copy keeping 4 of them loses.",
             "**Against a backdoor on Rotten Tomatoes it fails**: ASR 84.0% under uniform deletion at 0.7, 39.0% with "
-            "FRS (area at 0.95) at a smoothed CA of 61.0%. **On BBC News it works**: with BadNet in the training "
+            "FRS (area at 0.95) at a smoothed CA of 61.0%; against AddSent, 57.5% with FRS, next to a floor of 53.5% "
+            "at a CA of 56.5%: the smoothed classifier calls more than half of the clean negative sentences "
+            "positive. Copies of poisoned sentences whose trigger was deleted still carry the target label, so "
+            'training at a high rate on poisoned data teaches "short remnant → target" (on IMDB below the '
+            "collapse is complete). **On BBC News it works**: with BadNet in the training "
             "data, uniform deletion at 0.9 takes the ASR from 100% to 3.0% (floor 0) at a smoothed CA of 92.0% "
             "(96.0% undefended on the same articles) and certifies r ≥ 1 / 3 on 85 / 60% of the articles — ahead of "
             "FRS at the defaults against the same attack (CA 87–92%, ASR 8%, no edit radius, in the backdoor tables "
