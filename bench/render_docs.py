@@ -424,6 +424,12 @@ SECTIONS = [
                 '"fuzzing" rows certify the same models with FRS proper, the area MCTS finds deleted at 0.95 or '
                 "0.99 and every other word at 0.9:",
             ),
+            Table(
+                ["operating_point-imdb-badnet.json", "operating_point-imdb-badnet-whole.json"],
+                operating_point,
+                caption="IMDB with BadNet in both models' training data (8,000 reviews cut to 100 words, 20% "
+                "poisoned, target positive), 100 test reviews and 100 triggered negative ones:",
+            ),
         ],
         [
             "**Rotten Tomatoes: smoothed CA within 2 points of plain and certified accuracy ≥ 45% at r ≥ 1 / ≥ 30% "
@@ -472,6 +478,16 @@ SECTIONS = [
             "words out of clean articles, which is what the CA and the radii pay; against BadNet, which the rate "
             "already stops, it only costs (ASR 4.0%, CA 89.0%). The ≤ 5% goal on BBC News holds for BadNet at the "
             "rate alone and is missed for AddSent (9.0% at best, one seed).",
+            "**On IMDB a certifying rate does not survive poisoned training data**: `FRSTrainer` at 0.9 on the "
+            "poisoned reviews gives a smoothed classifier that calls every review positive (CA 47.0%, the share of "
+            'positive reviews; ASR 100% at a floor of 100%) — and, being constant, it "certifies" r ≥ 5 on 47% '
+            "of the reviews: a certificate says the answer cannot be moved, not that it is right. Whole texts "
+            "mixed in (`frs_clean_fraction=0.5`) keep the FRS-trained model accurate on whole reviews (82.9% "
+            "against 80.8% undefended) and change nothing in the smoothed one (CA 47.0%, ASR 99% at a floor of "
+            "98%). A copy keeps 10 of 100 words: too little to read a review's sentiment, and 20% of the training "
+            'labels say "positive" whatever the words, so the copies learn the target. On clean IMDB (above) '
+            "the same rate keeps 69% smoothed accuracy; the ≤ 10% ASR goal on IMDB BadNet stays with FRS at the "
+            "defaults (34%, in the backdoor tables below).",
             "IMDB certifies further than Rotten Tomatoes (r ≥ 1 on 54–56%), but r ≥ 5 only on 10–28%. Why short "
             "sentences cap the certificate: a label carried by k words survives in a copy with probability 1 − ω^k, "
             "and r ≥ 1 at ω = 0.8 needs a vote share of about 0.75 at n = 1,000, i.e. k ≥ 7 words that each carry "
