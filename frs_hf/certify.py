@@ -276,15 +276,16 @@ def sequential_look(
     return cert, _rank(cert) >= _rank(ceiling)
 
 
-def radius_ceiling(n: int, alpha: float, w: float, num_labels: int = 2, num_looks: int = 1) -> int:
+def radius_ceiling(n: int, alpha: float, w: float, num_labels: int = 2, num_looks: int | None = None) -> int:
     """The radius of a unanimous vote over ``n`` copies at rate ``w``: the most any input can certify.
 
-    ``num_looks > 1`` is sequential certification, whose last look spends its share of ``alpha`` split over the
-    classes (:func:`look_alphas`, :func:`simultaneous_bounds`); one look is Cohen et al.'s fixed ``n``.
+    ``num_looks=None`` is Cohen et al.'s fixed ``n``; a number is sequential certification with that many looks,
+    whose last look spends its share of ``alpha`` split over the classes (:func:`look_alphas`,
+    :func:`simultaneous_bounds`), even when it is the only look.
     """
     counts = np.zeros(max(num_labels, 2), dtype=np.int64)
     counts[0] = n
-    if num_looks > 1:
+    if num_looks is not None:
         _, p_lower, p_upper = simultaneous_bounds(counts, look_alphas(alpha, num_looks)[-1])
     else:
         p_lower, p_upper = vote_bounds(counts, 0, alpha)

@@ -18,6 +18,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from .certify import look_schedule, radius_ceiling
+
 CONFIG_NAME = "frs_config.json"
 FUZZING_METHODS = ("mcts", "occlusion", "random")
 
@@ -387,6 +389,18 @@ class FRSConfig(_Settings):
             )
         if self.max_length is not None and self.max_length < 3:
             raise ValueError(f"FRSConfig.max_length must be an integer >= 3 or None, got {self.max_length!r}.")
+
+    @property
+    def looks(self) -> list[int]:
+        """Copies counted at each look of a certification: ``sequential_first``, doubling, up to ``n`` with
+        ``sequential``; the one look at ``n`` without."""
+        return look_schedule(min(self.sequential_first, self.n), self.n) if self.sequential else [self.n]
+
+    def radius_ceiling(self, num_labels: int = 2) -> int:
+        """The radius of a unanimous vote, the most any input can certify with these ``n``, ``alpha``,
+        ``omega_low`` and looks (:func:`frs_hf.certify.radius_ceiling`)."""
+        looks = len(self.looks) if self.sequential else None
+        return radius_ceiling(self.n, self.alpha, self.omega_low, num_labels, looks)
 
     def replace_flat(self, **flat: Any) -> FRSConfig:
         """A copy with settings given by their flat names, as the command line and older ``frs_config.json``

@@ -13,7 +13,7 @@ import math
 import re
 from pathlib import Path
 
-from .certify import look_schedule, radius_ceiling, share_needed
+from .certify import share_needed
 from .config import FRSConfig, FuzzingConfig, WeightNoiseConfig
 from .trainer import _DEPRECATED, FRSTrainingArguments
 
@@ -61,7 +61,6 @@ def rate_table() -> str:
     """What each ``omega_low`` can certify (binary): the vote share each radius needs, the largest radius at the
     default ``n`` and ``alpha``, and how many label-carrying words a text needs for the r >= 1 share."""
     config = FRSConfig()
-    looks = len(look_schedule(min(config.sequential_first, config.n), config.n))
     head = " | ".join(f"share for r ≥ {r}" for r in RADII)
     rows = [
         f"| `omega_low` | {head} | largest radius (n = {config.n:,}, α = {config.alpha:g}) "
@@ -73,7 +72,7 @@ def rate_table() -> str:
         cells = " | ".join("–" if s is None else f"{s:.3f}" for s in shares)
         # A copy keeps at least one of k label-carrying words with probability 1 - w**k.
         words = "–" if shares[0] is None else str(math.floor(math.log(1 - shares[0]) / math.log(w)) + 1)
-        ceiling = radius_ceiling(config.n, config.alpha, w, 2, looks)
+        ceiling = config.replace(omega_low=w, omega_high=w).radius_ceiling()
         rows.append(f"| {w:g} | {cells} | {ceiling} | {words} |")
     return "\n".join(rows) + "\n"
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .certify import look_schedule, radius_ceiling
 from .config import FRSConfig
 
 if TYPE_CHECKING:
@@ -175,7 +174,7 @@ def _settings(config: FRSConfig, num_labels: int) -> str:
             [
                 (
                     "`sequential`",
-                    f"on: looks after {', '.join(map(str, _looks(config)))} copies",
+                    f"on: looks after {', '.join(map(str, config.looks))} copies",
                     "stops once the certificate is decided; `alpha` is split across the looks and the classes",
                 ),
                 ("`n`", str(config.n), "the most copies drawn per input"),
@@ -208,7 +207,7 @@ def _settings(config: FRSConfig, num_labels: int) -> str:
         ),
     ]
     table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
-    ceiling = _radius_ceiling(config, num_labels)
+    ceiling = config.radius_ceiling(num_labels)
     return (
         "## Smoothing settings\n\n"
         "From `frs_config.json`, which holds every field (`smoothed.frs_config` once loaded).\n\n"
@@ -376,15 +375,6 @@ def _changed_settings(used: Mapping[str, Any] | None, config: FRSConfig) -> list
         return []
     current = config.to_dict()
     return [f"`{k}={v!r}`" for k, v in sorted(used.items()) if k in current and current[k] != v]
-
-
-def _looks(config: FRSConfig) -> list[int]:
-    return look_schedule(min(config.sequential_first, config.n), config.n)
-
-
-def _radius_ceiling(config: FRSConfig, num_labels: int) -> int:
-    looks = len(_looks(config)) if config.sequential else 1
-    return radius_ceiling(config.n, config.alpha, config.omega_low, num_labels, looks)
 
 
 def _base_model_id(model: Any, repo_id: str | None) -> str | None:

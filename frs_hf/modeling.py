@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers.utils import PushToHubMixin, cached_file, logging
 
-from .certify import Certificate, certify_from_counts, look_schedule, predict_from_counts, sequential_look
+from .certify import Certificate, certify_from_counts, predict_from_counts, sequential_look
 from .config import FRSConfig
 from .forward import forward_sequences, token_limit
 from .fuzzing import FuzzingResult, Query, area_mask, calibrate_min_kl, find_area, memoize, original_sequence
@@ -387,7 +387,7 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             )
         sequential = certify and config.sequential
         selection = config.n0 if certify and not sequential else 0
-        looks = look_schedule(min(config.sequential_first, config.n), config.n) if sequential else [config.n]
+        looks = config.looks if certify else [config.n]
         noise = self._weight_noise(config, config.seed)
         per_chunk = max(1, _COPIES_PER_CHUNK // (selection + config.n))
         out: list[_Example] = []

@@ -296,13 +296,13 @@ def test_share_needed_is_the_binary_boundary_of_the_radius(w, radius):
 
 
 @pytest.mark.parametrize("num_labels", [2, 5])
-@pytest.mark.parametrize("num_looks", [1, 5])
+@pytest.mark.parametrize("num_looks", [None, 1, 5])
 def test_radius_ceiling_is_the_radius_of_a_unanimous_vote(num_labels, num_looks):
     # Fixed n, binary, all 1000 copies agree: p_lower = 0.001 ** (1 / 1000) = 0.99312, and 0.8 ** 3 = 0.512 >
     # 1.5 - 0.99312 but 0.8 ** 4 = 0.41 is not: radius 3. Every other case must give what the bounds give.
     counts = np.zeros(num_labels, dtype=np.int64)
     counts[0] = 1000
-    if num_looks == 1:
+    if num_looks is None:
         p_lower, p_upper = vote_bounds(counts, 0, 0.001)
     else:
         _, p_lower, p_upper = simultaneous_bounds(counts, look_alphas(0.001, num_looks)[-1])

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from frs_hf.certify import radius_ceiling
 from frs_hf.config import CONFIG_NAME, FRSConfig, FuzzingConfig, WeightNoiseConfig, flat_fields
 
 
@@ -249,3 +250,18 @@ def test_a_corrupt_config_file_is_named(tmp_path, content, match):
     with pytest.raises(ValueError, match=match) as err:
         FRSConfig.from_pretrained(tmp_path)
     assert str(tmp_path / "frs_config.json") in str(err.value)
+
+
+def test_looks_and_radius_ceiling_follow_the_certification_the_config_runs():
+    assert FRSConfig().looks == [100, 200, 400, 800, 1000]
+    assert FRSConfig(sequential=False).looks == [1000]
+    assert FRSConfig(n=50).looks == [50]  # the first look is never past n
+    # A unanimous vote at omega_low 0.8 (binary): fixed n bounds it at the whole alpha, sequential at the last
+    # look's share split over the classes, even when that look is the only one.
+    assert FRSConfig(omega_low=0.8, sequential=False).radius_ceiling() == radius_ceiling(1000, 0.001, 0.8)
+    assert FRSConfig(omega_low=0.8).radius_ceiling() == radius_ceiling(1000, 0.001, 0.8, 2, 5)
+    # 600 unanimous copies: 0.0005 ** (1 / 600) = 0.9874 < 1.5 - 0.8 ** 3, but 0.001 ** (1 / 600) = 0.9886 is not.
+    one_look = FRSConfig(omega_low=0.8, n=600, sequential_first=600)
+    assert one_look.looks == [600] and one_look.radius_ceiling() == radius_ceiling(600, 0.001, 0.8, 2, 1) == 2
+    assert radius_ceiling(600, 0.001, 0.8) == 3  # what fixed n would claim: more than sequential can certify
+    assert FRSConfig(omega_low=0.8).radius_ceiling(num_labels=5) <= FRSConfig(omega_low=0.8).radius_ceiling()
