@@ -2,8 +2,8 @@
 
 For each training seed, fine-tunes the packaged MiniLM on a packaged dataset's whole training split
 with the plain ``Trainer`` (the undefended reference) and, for each candidate deletion rate ``omega``,
-with ``FRSTrainer`` on deletion copies at that rate (``--clean-fraction``, ``--copies`` and
-``--consistency`` set the other training knobs). Each FRS-trained model is then certified on the
+with ``FRSTrainer`` on deletion copies at that rate (``--clean-fraction``, ``--balance-labels``,
+``--copies`` and ``--consistency`` set the other training knobs). Each FRS-trained model is then certified on the
 same test texts with uniform deletion at its own rate (``n0 + n`` copies, ``alpha``; abstentions
 count as wrong), and the script prints per seed and as the mean over seeds:
 
@@ -23,6 +23,7 @@ computes what is new. ``--from-results`` prints one table from several results f
 
     python bench/operating_point.py --omegas 0.7 0.8 --seeds 0 1 2 --threads 1
     python bench/operating_point.py --omegas 0.7 --clean-fraction 0.5 --attack badnet --threads 1
+    python bench/operating_point.py --omegas 0.8 --clean-fraction 0.5 --attack badnet --balance-labels --fuzzing
     python bench/operating_point.py --from-results bench/results/operating_point-*.json --output plot.png
 
 Writes ``bench/results/operating_point-<dataset>.json`` (or ``--output``: command, machine, commit and
@@ -149,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=float, default=3.0, help="FRSTrainer epochs.")
     p.add_argument("--learning-rate", type=float, default=1e-4, help="FRSTrainer learning rate.")
     p.add_argument("--clean-fraction", type=float, default=0.0, help="FRSTrainer frs_clean_fraction.")
+    p.add_argument(
+        "--balance-labels", action="store_true", help="FRSTrainer frs_balance_labels (inverse-frequency loss weights)."
+    )
     p.add_argument("--copies", type=int, default=1, help="FRSTrainer frs_copies (copies per example per step).")
     p.add_argument("--consistency", type=float, default=0.0, help="FRSTrainer frs_consistency.")
     p.add_argument("--plain-epochs", type=float, default=1.0, help="Trainer (undefended reference) epochs.")
@@ -241,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         plain_ca = float((plain_pred == test_labels).mean())
         for omega in args.omegas:
             frs = {"frs_omega_low": omega, "frs_omega_high": omega, "frs_clean_fraction": args.clean_fraction}
-            if args.copies > 1:  # only when set, so that models trained without them keep their cache names
+            if args.balance_labels:  # only when set, so that models trained without it keep their cache names
+                frs.update(frs_balance_labels=True)
+            if args.copies > 1:  # likewise
                 frs.update(frs_copies=args.copies, frs_consistency=args.consistency)
             if args.weight_noise:  # likewise
                 frs.update(frs_weight_noise_sigma=args.weight_noise, frs_weight_noise_layers=args.noise_layers)
@@ -316,6 +322,8 @@ def candidate(args: argparse.Namespace, omega: float) -> str:
     name = f"ω={omega:g}, {args.epochs:g} ep" + (f", {args.attack} {args.poison_rate:g}" if args.attack else "")
     if args.clean_fraction:
         name += f", whole {args.clean_fraction:g}"
+    if args.balance_labels:
+        name += ", balanced labels"
     if args.copies > 1:
         name += f", {args.copies} copies, consistency {args.consistency:g}"
     if args.weight_noise:

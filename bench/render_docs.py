@@ -405,10 +405,18 @@ SECTIONS = [
                 "epochs for both models (lr 1e-4), 100 test articles:",
             ),
             Table(
-                rt("-badnet", "-badnet-fuzzing", "-addsent-fuzzing"),
+                rt(
+                    "-badnet",
+                    "-badnet-fuzzing",
+                    "-badnet-0.8",
+                    "-badnet-0.8-balanced",
+                    "-badnet-0.8-balanced-fuzzing",
+                    "-addsent-fuzzing",
+                    "-addsent-balanced-fuzzing",
+                ),
                 operating_point,
                 caption="With BadNet or AddSent in both models' training data (10%, target positive) and 200 "
-                "triggered negative test sentences:",
+                'triggered negative test sentences; "balanced labels" rows train with `frs_balance_labels=True`:',
             ),
             Table(
                 [
@@ -417,18 +425,27 @@ SECTIONS = [
                     "operating_point-bbc_news-addsent.json",
                     "operating_point-bbc_news-addsent-fuzzing-0.95.json",
                     "operating_point-bbc_news-addsent-fuzzing.json",
+                    "operating_point-bbc_news-addsent-balanced.json",
                 ],
                 operating_point,
                 caption="BBC News with BadNet or AddSent in both models' training data (articles cut to 80 words, "
                 "20% poisoned, target entertainment), 100 test articles and 100 triggered ones of the other topics; "
                 '"fuzzing" rows certify the same models with FRS proper, the area MCTS finds deleted at 0.95 or '
-                "0.99 and every other word at 0.9:",
+                '0.99 and every other word at 0.9; "balanced labels" trains with `frs_balance_labels=True`:',
             ),
             Table(
-                ["operating_point-imdb-badnet.json", "operating_point-imdb-badnet-whole.json"],
+                [
+                    "operating_point-imdb-100words.json",
+                    "operating_point-imdb-badnet.json",
+                    "operating_point-imdb-badnet-whole.json",
+                    "operating_point-imdb-badnet-balanced.json",
+                    "operating_point-imdb-badnet-balanced-fuzzing.json",
+                ],
                 operating_point,
                 caption="IMDB with BadNet in both models' training data (8,000 reviews cut to 100 words, 20% "
-                "poisoned, target positive), 100 test reviews and 100 triggered negative ones:",
+                "poisoned, target positive), 100 test reviews and 100 triggered negative ones; the first row trains "
+                'both models on the clean reviews, for reference, and "balanced labels" rows train with '
+                "`frs_balance_labels=True`:",
             ),
         ],
         [
@@ -459,35 +476,49 @@ SECTIONS = [
             "/ 73% of them; at 0.95, r ≥ 5 / 10 on 84 / 50% for 4 points (one seed, 100 articles). A topic shows in "
             "most words of a 390-word article, so a copy that keeps one word in ten still carries it; the sentiment "
             "of a 20-word sentence often sits in one or two words, which a copy keeping 4 of them loses.",
-            "**Against a backdoor on Rotten Tomatoes it fails**: ASR 84.0% under uniform deletion at 0.7, 39.0% with "
-            "FRS (area at 0.95) at a smoothed CA of 61.0%; against AddSent, 57.5% with FRS, next to a floor of 53.5% "
-            "at a CA of 56.5%: the smoothed classifier calls more than half of the clean negative sentences "
-            "positive. Copies of poisoned sentences whose trigger was deleted still carry the target label, so "
-            'training at a high rate on poisoned data teaches "short remnant → target" (on IMDB below the '
-            "collapse is complete). **On BBC News it works**: with BadNet in the training "
+            "**Against a backdoor on Rotten Tomatoes, balance the labels**: trained on the poisoned sentences as "
+            "they are, the smoothed classifier drifts to the target — ASR 84.0% under uniform deletion at 0.7 "
+            "(85.0% at 0.8, next to a floor of 38.6%), 39.0% with FRS (area at 0.95) at a smoothed CA of 61.0%; "
+            "against AddSent, 57.5% with FRS next to a floor of 53.5% at a CA of 56.5%: it calls more than half of "
+            "the clean negative sentences positive. Poisoning relabels sentences to the target (60% of the labels "
+            "are then positive) and a copy that keeps few words votes by that prior (on IMDB below the collapse is "
+            "complete). With `frs_balance_labels=True` (every label weighs the same in the loss) the drift is gone: "
+            "at 0.8, ASR 34.0% at a floor of 2.0% (CA 59.0% against 62.5%), and 5.5% at a floor of 3.0% with the "
+            "fuzzed area at 0.95 — the BadNet goal (≤ 10%, within 3 points of the floor) met, one seed, at a "
+            "smoothed CA of 51.0% (81.6% undefended) with r ≥ 1 on 37.5%; against AddSent (0.7, FRS), 21.5% at a "
+            "floor of 16.8%, CA 59.0%, r ≥ 1 on 12.0% (23.0% unbalanced). The clean-accuracy goal stays missed in "
+            "the same runs. **On BBC News it works**: with BadNet in the training "
             "data, uniform deletion at 0.9 takes the ASR from 100% to 3.0% (floor 0) at a smoothed CA of 92.0% "
             "(96.0% undefended on the same articles) and certifies r ≥ 1 / 3 on 85 / 60% of the articles — ahead of "
             "FRS at the defaults against the same attack (CA 87–92%, ASR 8%, no edit radius, in the backdoor tables "
             "below on their own 100 articles). "
             "With `fallback=True`, CA 98.0% and ASR 9.0%: the 16% of triggered articles it answers uncertified are "
             "where the trigger gets through. Against AddSent (a 5-word sentence) the rate alone is not enough: ASR "
-            "22.0% (floor 1.2%) at 0.9, where FRS at the defaults reaches 0% because its area finds the sentence.",
+            "22.0% (floor 1.2%) at 0.9, where FRS at the defaults reaches 0% because its area finds the sentence — "
+            "unless the labels are balanced: with `frs_balance_labels=True` (20% of the articles were relabelled to "
+            "one of five topics), 5.0% (floor 0) at a smoothed CA of 94.0% (98.0% undefended on the same articles) "
+            "and r ≥ 1 / 3 / 5 on 88 / 58 / 18%, ahead of the fuzzed area below on every count.",
             "**Fuzzing on top of a certifying rate halves AddSent's ASR, not more**: with the area deleted at 0.95 "
             "/ 0.99 (0.9 elsewhere), ASR 11.0 / 9.0% (floor 1.2%) at a smoothed CA of 91.0 / 89.0% (92.0% without "
             "the area) and r ≥ 1 / 3 on 84 / 52% and 82 / 44% of the articles (85 / 58%). The area also takes topic "
             "words out of clean articles, which is what the CA and the radii pay; against BadNet, which the rate "
             "already stops, it only costs (ASR 4.0%, CA 89.0%). The ≤ 5% goal on BBC News holds for BadNet at the "
-            "rate alone and is missed for AddSent (9.0% at best, one seed).",
-            "**On IMDB a certifying rate does not survive poisoned training data**: `FRSTrainer` at 0.9 on the "
-            "poisoned reviews gives a smoothed classifier that calls every review positive (CA 47.0%, the share of "
-            'positive reviews; ASR 100% at a floor of 100%) — and, being constant, it "certifies" r ≥ 5 on 47% '
-            "of the reviews: a certificate says the answer cannot be moved, not that it is right. Whole texts "
-            "mixed in (`frs_clean_fraction=0.5`) keep the FRS-trained model accurate on whole reviews (82.9% "
-            "against 80.8% undefended) and change nothing in the smoothed one (CA 47.0%, ASR 99% at a floor of "
-            "98%). A copy keeps 10 of 100 words: too little to read a review's sentiment, and 20% of the training "
-            'labels say "positive" whatever the words, so the copies learn the target. On clean IMDB (above) '
-            "the same rate keeps 69% smoothed accuracy; the ≤ 10% ASR goal on IMDB BadNet stays with FRS at the "
-            "defaults (34%, in the backdoor tables below).",
+            "rate alone and for AddSent with balanced labels (5.0%; one seed each), but not within 3 points of the "
+            "floor (0) for AddSent.",
+            "**On IMDB a certifying rate collapses on poisoned training data unless the labels are balanced**: "
+            "`FRSTrainer` at 0.9 on the poisoned reviews gives a smoothed classifier that calls every review "
+            "positive (CA 47.0%, the share of positive reviews; ASR 100% at a floor of 100%) — and, being constant, "
+            'it "certifies" r ≥ 5 on 47% of the reviews: a certificate says the answer cannot be moved, not that '
+            "it is right. Whole texts mixed in (`frs_clean_fraction=0.5`) keep the FRS-trained model accurate on "
+            "whole reviews (82.9% against 80.8% undefended) and change nothing in the smoothed one (CA 47.0%, ASR "
+            "99% at a floor of 98%). 20% of the reviews were relabelled positive (70% of the labels are), and a "
+            "copy that keeps 10 of 100 words often says too little to outweigh that prior. With "
+            "`frs_balance_labels=True` the drift is gone: smoothed CA 63.0% (11% abstaining), ASR 41.0% at a floor "
+            "of 32.1%, r ≥ 1 / 3 / 5 on 46 / 20 / 2% — against 69.0% and 54 / 25 / 2% for the same training on the "
+            "clean reviews (first row): balancing recovers 16 of the 22 points of smoothed accuracy that poisoning "
+            "took. The fuzzed area at 0.99 adds little (ASR 38.0%; it flags no area in the clean reviews, whose "
+            "certificates stay the same). The ≤ 10% ASR goal on IMDB BadNet is missed at "
+            "a certifying rate (FRS at the defaults: 34%, in the backdoor tables below).",
             "IMDB certifies further than Rotten Tomatoes (r ≥ 1 on 54–56%), but r ≥ 5 only on 10–28%. Why short "
             "sentences cap the certificate: a label carried by k words survives in a copy with probability 1 − ω^k, "
             "and r ≥ 1 at ω = 0.8 needs a vote share of about 0.75 at n = 1,000, i.e. k ≥ 7 words that each carry "

@@ -41,6 +41,10 @@ from .weight_noise import WeightNoise, select_parameters
 
 logger = logging.get_logger(__name__)
 
+# Largest over smallest label count above which training at a certifying rate warns (Rotten Tomatoes with 10%
+# of its sentences relabelled, 60:40, already drifts; see docs/benchmarks.md).
+SKEWED_LABELS = 1.25
+
 
 @contextmanager
 def _progress_bars(enabled: bool) -> Iterator[None]:
@@ -86,6 +90,15 @@ class FRSTrainingArguments(TrainingArguments):
         metadata=_help(
             "Probability that a training example is left whole instead of randomized: the model keeps its "
             "accuracy on full texts while it learns to vote on the deletion copies that certification shows it."
+        ),
+    )
+    frs_balance_labels: bool = field(
+        default=False,
+        metadata=_help(
+            "Weight the cross-entropy by inverse label frequency in the training set, so that every label weighs the "
+            "same. A deletion copy keeps few words, and where they say little the label prior decides its vote: "
+            "poisoned data (examples relabelled to the target) shifts that prior, and the smoothed classifier drifts "
+            "to the target label at high deletion rates. Single-label classification only."
         ),
     )
     frs_copies: int = field(
@@ -279,6 +292,9 @@ class FRSTrainer(Trainer):
                 _UpdateNoise(self._smoothed_parameters(), args.frs_update_clip, args.frs_update_noise, args.seed)
             )
         self._micro_step = (-1, 0)  # (global step, forward count within it): seeds every micro-batch
+        self._label_weights = self._balanced_label_weights() if args.frs_balance_labels else None
+        if not args.frs_balance_labels:
+            self._warn_if_labels_skewed()
 
     # What the training-time smoothing touches -------------------------------------------------------
     def _smoothed_parameters(self) -> list[nn.Parameter]:
@@ -286,6 +302,55 @@ class FRSTrainer(Trainer):
         noise = self.frs_config.weight_noise_config
         selected = select_parameters(self.model, num_layers=noise.layers, module_names=noise.modules)
         return [p for p in selected.values() if p.requires_grad]
+
+    def _label_counts(self) -> np.ndarray:
+        """How often each label occurs in the training set; a ValueError says why they cannot be counted."""
+        num_labels = self.model.config.num_labels
+        columns = getattr(self.train_dataset, "column_names", None) or []
+        column = next((c for c in ("label", "labels") if c in columns), None)
+        if column is None:
+            raise ValueError(
+                "FRSTrainingArguments.frs_balance_labels counts the training labels: it needs a train_dataset "
+                f"(a datasets.Dataset) with a 'label' or 'labels' column, got columns {columns}."
+            )
+        labels = np.asarray(self.train_dataset[column])
+        if labels.ndim != 1 or labels.dtype.kind not in "iu" or num_labels < 2:
+            raise ValueError(
+                "FRSTrainingArguments.frs_balance_labels is for single-label classification: integer labels and "
+                f"num_labels >= 2 (got labels of shape {labels.shape}, dtype {labels.dtype}; num_labels {num_labels})."
+            )
+        if len(labels) == 0 or labels.min() < 0 or labels.max() >= num_labels:
+            raise ValueError(f"The training labels must lie in [0, {num_labels}) (the model's num_labels).")
+        return np.bincount(labels, minlength=num_labels)
+
+    def _balanced_label_weights(self) -> torch.Tensor:
+        """Per-label loss weights ``N / (num_labels * count)`` of the training set (scikit-learn's "balanced")."""
+        if self.args.label_smoothing_factor > 0 or self.compute_loss_func is not None:
+            raise ValueError(
+                "FRSTrainingArguments.frs_balance_labels replaces the model's cross-entropy: it cannot be combined "
+                "with label_smoothing_factor or compute_loss_func."
+            )
+        counts = self._label_counts()
+        # A label absent from the training set never meets its weight: 0 instead of infinity.
+        weights = np.divide(counts.sum(), len(counts) * counts, out=np.zeros(len(counts)), where=counts > 0)
+        return torch.tensor(weights, dtype=torch.float32)
+
+    def _warn_if_labels_skewed(self) -> None:
+        """At a certifying rate, skewed labels tilt the vote of copies that keep few words: say so, once."""
+        if not self.args.frs_randomize or self.frs_config.omega_low <= 0.5:
+            return
+        try:
+            counts = self._label_counts()
+        except ValueError:
+            return  # nothing to count (an iterable dataset, regression...): nothing to say
+        present = counts[counts > 0]
+        if len(present) >= 2 and present.max() >= SKEWED_LABELS * present.min():
+            logger.warning(
+                f"Training at deletion rate {self.frs_config.omega_low} on labels that are not balanced (counts "
+                f"{counts.tolist()}): a copy that keeps few words votes by the label prior, so the smoothed "
+                "classifier drifts to the most frequent label -- which data poisoning makes the attacker's target. "
+                "frs_balance_labels=True weighs every label the same (docs/theory.md, 'Choosing omega_low')."
+            )
 
     def _next_key(self) -> int:
         step, count = self._micro_step
@@ -300,6 +365,7 @@ class FRSTrainer(Trainer):
         settings = (
             f"randomized text: {a.frs_randomize} (deletion {c.omega_low} / {c.omega_high} in a random area "
             f"of up to {a.frs_random_area:g}, whole texts {a.frs_clean_fraction:g}, {a.frs_copies} copies per example, "
+            f"balanced labels {a.frs_balance_labels}, "
             f"consistency {a.frs_consistency:g}); weight noise sigma {noise.sigma:g} on "
             f"{noise.modules or f'the top {noise.layers} layer(s)'}; update clip "
             f"{a.frs_update_clip:g}, noise {a.frs_update_noise:g}"
@@ -320,7 +386,12 @@ class FRSTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # A per-batch mean for every model: heads that would normalize by num_items_in_batch (Llama's)
         # and heads that ignore it (BERT's) then agree, and the Trainer scales it for accumulation.
+        labels = inputs.get("labels")
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=None)
+        if self._label_weights is not None and model.training and labels is not None:
+            logits = outputs.logits.float()
+            weight = self._label_weights.to(logits.device)
+            loss = nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), weight=weight)
         copies = self.args.frs_copies if model.training else 1
         if copies > 1 and self.args.frs_consistency > 0:
             log_p = outputs.logits.float().log_softmax(-1).view(copies, -1, outputs.logits.shape[-1])

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_bert, torchrun_command
+from datasets import Value
 from transformers import (
     BertForSequenceClassification,
     DataCollatorWithPadding,
@@ -171,6 +172,67 @@ def _consistency(trainer, inputs):
             module.p = 0.0
     with torch.no_grad():
         return trainer.compute_loss(trainer.model, inputs) - Trainer.compute_loss(trainer, trainer.model, inputs)
+
+
+def test_balance_labels_weighs_every_label_the_same(tokenizer, data, tmp_path, caplog):
+    """On texts that say nothing (the same two words everywhere), a model learns the label prior: 3:1 plainly,
+    1:1 with frs_balance_labels -- the drift toward relabelled targets that deletion copies suffer."""
+    labels = [1, 1, 1, 0] * 16
+    dataset = (
+        data["train"]
+        .select(range(64))
+        .map(lambda row, i: {**tokenizer("a film", truncation=True), "label": labels[i]}, with_indices=True)
+    )
+    skewed = {"train": dataset, "eval": data["eval"]}
+    settings = dict(frs_randomize=False, frs_eval_n=0, learning_rate=3e-3, num_train_epochs=4, warmup_steps=0)
+    batch = DataCollatorWithPadding(tokenizer)([dataset[i] for i in range(4)])
+    positive = {}
+    for balance in (False, True):
+        trainer = make_trainer(tokenizer, skewed, arguments(tmp_path, frs_balance_labels=balance, **settings))
+        if balance:
+            torch.testing.assert_close(trainer._label_weights, torch.tensor([2.0, 2 / 3]))  # N / (2 * count)
+        trainer.train()
+        trainer.model.eval()
+        with torch.no_grad():
+            positive[balance] = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits.softmax(-1)
+    assert positive[False][:, 1].mean().item() == pytest.approx(0.75, abs=0.05)
+    assert positive[True][:, 1].mean().item() == pytest.approx(0.5, abs=0.05)
+
+    # The loss is the weighted mean cross-entropy in training, the model's own in evaluation.
+    trainer = make_trainer(tokenizer, skewed, arguments(tmp_path, frs_balance_labels=True, frs_randomize=False))
+    trainer.model.train()
+    for module in trainer.model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    with torch.no_grad():
+        logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        weighted = torch.nn.functional.cross_entropy(logits, batch["labels"], weight=trainer._label_weights)
+        torch.testing.assert_close(trainer.compute_loss(trainer.model, dict(batch)), weighted)
+        trainer.model.eval()
+        plain = torch.nn.functional.cross_entropy(logits, batch["labels"])
+        torch.testing.assert_close(trainer.compute_loss(trainer.model, dict(batch)), plain)
+
+    # Training at a certifying rate on such labels, without balancing them, says so (once, at construction).
+    with caplog.at_level("WARNING", logger="frs_hf.trainer"):
+        make_trainer(tokenizer, skewed, arguments(tmp_path, frs_config=FRSConfig(omega_low=0.8)))
+        assert "labels that are not balanced (counts [16, 48])" in caplog.text
+        caplog.clear()
+        make_trainer(tokenizer, skewed, arguments(tmp_path, frs_config=FRSConfig(omega_low=0.2)))
+        make_trainer(
+            tokenizer, skewed, arguments(tmp_path, frs_config=FRSConfig(omega_low=0.8), frs_balance_labels=True)
+        )
+        make_trainer(tokenizer, data, arguments(tmp_path, frs_config=FRSConfig(omega_low=0.8)))  # about 1:1
+        assert "not balanced" not in caplog.text
+
+    with pytest.raises(ValueError, match="cannot be combined with label_smoothing_factor"):
+        make_trainer(tokenizer, skewed, arguments(tmp_path, frs_balance_labels=True, label_smoothing_factor=0.1))
+    with pytest.raises(ValueError, match="'label' or 'labels' column"):
+        unlabeled = {"train": dataset.remove_columns("label"), "eval": data["eval"]}
+        make_trainer(tokenizer, unlabeled, arguments(tmp_path, frs_balance_labels=True))
+    with pytest.raises(ValueError, match=r"must lie in \[0, 2\)"):
+        beyond = dataset.cast_column("label", Value("int64")).map(lambda row: {"label": 2})
+        three = {"train": beyond, "eval": data["eval"]}
+        make_trainer(tokenizer, three, arguments(tmp_path, frs_balance_labels=True))
 
 
 def test_clean_fraction_leaves_that_share_of_examples_whole(tokenizer, data, tmp_path):
