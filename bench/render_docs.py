@@ -411,6 +411,8 @@ SECTIONS = [
                     "-badnet-0.8",
                     "-badnet-0.8-balanced",
                     "-badnet-0.8-balanced-fuzzing",
+                    "-badnet-0.8-balanced-fuzzing-s1",
+                    "-badnet-0.8-balanced-fuzzing-s2",
                     "-addsent-fuzzing",
                     "-addsent-balanced-fuzzing",
                 ),
@@ -482,10 +484,12 @@ SECTIONS = [
             "against AddSent, 57.5% with FRS next to a floor of 53.5% at a CA of 56.5%: it calls more than half of "
             "the clean negative sentences positive. Poisoning relabels sentences to the target (60% of the labels "
             "are then positive) and a copy that keeps few words votes by that prior (on IMDB below the collapse is "
-            "complete). With `frs_balance_labels=True` (every label weighs the same in the loss) the drift is gone: "
-            "at 0.8, ASR 34.0% at a floor of 2.0% (CA 59.0% against 62.5%), and 5.5% at a floor of 3.0% with the "
-            "fuzzed area at 0.95 — the BadNet goal (≤ 10%, within 3 points of the floor) met, one seed, at a "
-            "smoothed CA of 51.0% (81.6% undefended) with r ≥ 1 on 37.5%; against AddSent (0.7, FRS), 21.5% at a "
+            "complete). With `frs_balance_labels=True` (every label weighs the same in the loss) the drift mostly goes: "
+            "at 0.8, ASR 34.0% at a floor of 2.0% (CA 59.0% against 62.5%), and with the fuzzed area at 0.95 5.5 / "
+            "8.0 / 24.0% at floors of 3.0 / 5.9 / 20.8% over three seeds (mean 12.5% against 9.9%: within 3 points "
+            "of the floor, above the 10% goal on the mean, as one seed's smoothed classifier still calls a fifth of "
+            "the clean negatives positive), at a smoothed CA of 52.5% (81.3% undefended) with r ≥ 1 on 25.8%; "
+            "against AddSent (0.7, FRS), 21.5% at a "
             "floor of 16.8%, CA 59.0%, r ≥ 1 on 12.0% (23.0% unbalanced). The clean-accuracy goal stays missed in "
             "the same runs. **On BBC News it works**: with BadNet in the training "
             "data, uniform deletion at 0.9 takes the ASR from 100% to 3.0% (floor 0) at a smoothed CA of 92.0% "
