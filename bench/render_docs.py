@@ -428,6 +428,8 @@ SECTIONS = [
                     "operating_point-bbc_news-addsent-fuzzing-0.95.json",
                     "operating_point-bbc_news-addsent-fuzzing.json",
                     "operating_point-bbc_news-addsent-balanced.json",
+                    "operating_point-bbc_news-addsent-balanced-s1.json",
+                    "operating_point-bbc_news-addsent-balanced-s2.json",
                 ],
                 operating_point,
                 caption="BBC News with BadNet or AddSent in both models' training data (articles cut to 80 words, "
@@ -501,15 +503,15 @@ SECTIONS = [
             "where the trigger gets through. Against AddSent (a 5-word sentence) the rate alone is not enough: ASR "
             "22.0% (floor 1.2%) at 0.9, where FRS at the defaults reaches 0% because its area finds the sentence — "
             "unless the labels are balanced: with `frs_balance_labels=True` (20% of the articles were relabelled to "
-            "one of five topics), 5.0% (floor 0) at a smoothed CA of 94.0% (98.0% undefended on the same articles) "
-            "and r ≥ 1 / 3 / 5 on 88 / 58 / 18%, ahead of the fuzzed area below on every count.",
+            "one of five topics), 5.0 / 2.0 / 4.0% over three seeds (floor 0) at a smoothed CA of 93.3% (97.8% "
+            "undefended) and r ≥ 1 / 3 / 5 on 88 / 60 / 19% (means), ahead of the fuzzed area below on every count.",
             "**Fuzzing on top of a certifying rate halves AddSent's ASR, not more**: with the area deleted at 0.95 "
             "/ 0.99 (0.9 elsewhere), ASR 11.0 / 9.0% (floor 1.2%) at a smoothed CA of 91.0 / 89.0% (92.0% without "
             "the area) and r ≥ 1 / 3 on 84 / 52% and 82 / 44% of the articles (85 / 58%). The area also takes topic "
             "words out of clean articles, which is what the CA and the radii pay; against BadNet, which the rate "
             "already stops, it only costs (ASR 4.0%, CA 89.0%). The ≤ 5% goal on BBC News holds for BadNet at the "
-            "rate alone and for AddSent with balanced labels (5.0%; one seed each), but not within 3 points of the "
-            "floor (0) for AddSent.",
+            "rate alone (one seed) and for AddSent with balanced labels (mean 3.7% over three seeds, within 3 points "
+            "of its floor of 0 on two of them).",
             "**On IMDB a certifying rate collapses on poisoned training data unless the labels are balanced**: "
             "`FRSTrainer` at 0.9 on the poisoned reviews gives a smoothed classifier that calls every review "
             "positive (CA 47.0%, the share of positive reviews; ASR 100% at a floor of 100%) — and, being constant, "
