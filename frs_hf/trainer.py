@@ -46,6 +46,11 @@ logger = logging.get_logger(__name__)
 SKEWED_LABELS = 1.25
 
 
+def _label_column(columns: list[str]) -> str | None:
+    """The dataset column holding the labels (``label`` or, once collated, ``labels``), if any."""
+    return next((c for c in ("label", "labels") if c in columns), None)
+
+
 @contextmanager
 def _progress_bars(enabled: bool) -> Iterator[None]:
     """Progress bars of frs_hf and transformers off inside the block unless ``enabled`` (``disable_tqdm``)."""
@@ -292,8 +297,10 @@ class FRSTrainer(Trainer):
                 _UpdateNoise(self._smoothed_parameters(), args.frs_update_clip, args.frs_update_noise, args.seed)
             )
         self._micro_step = (-1, 0)  # (global step, forward count within it): seeds every micro-batch
-        self._label_weights = self._balanced_label_weights() if args.frs_balance_labels else None
-        if not args.frs_balance_labels:
+        self._label_weights = None
+        if args.frs_balance_labels:
+            self._label_weights = self._balanced_label_weights()
+        else:
             self._warn_if_labels_skewed()
 
     # What the training-time smoothing touches -------------------------------------------------------
@@ -307,7 +314,7 @@ class FRSTrainer(Trainer):
         """How often each label occurs in the training set; a ValueError says why they cannot be counted."""
         num_labels = self.model.config.num_labels
         columns = getattr(self.train_dataset, "column_names", None) or []
-        column = next((c for c in ("label", "labels") if c in columns), None)
+        column = _label_column(columns)
         if column is None:
             raise ValueError(
                 "FRSTrainingArguments.frs_balance_labels counts the training labels: it needs a train_dataset "
@@ -514,7 +521,7 @@ class FRSTrainer(Trainer):
         if limit is not None:
             dataset = dataset.select(range(min(len(dataset), limit)))
         texts = self.processing_class.batch_decode(list(dataset["input_ids"]), skip_special_tokens=True)
-        label = next((c for c in ("label", "labels") if c in columns), None)
+        label = _label_column(columns)
         return texts, None if label is None else np.asarray(list(dataset[label]))
 
     # Saving -------------------------------------------------------------------------------------------------
