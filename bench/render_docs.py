@@ -413,6 +413,7 @@ SECTIONS = [
                     "-badnet-0.8-balanced-fuzzing",
                     "-badnet-0.8-balanced-fuzzing-s1",
                     "-badnet-0.8-balanced-fuzzing-s2",
+                    "-badnet-0.8-balanced-fuzzing-0.9",
                     "-addsent-fuzzing",
                     "-addsent-balanced-fuzzing",
                 ),
@@ -491,7 +492,9 @@ SECTIONS = [
             "at 0.8, ASR 34.0% at a floor of 2.0% (CA 59.0% against 62.5%), and with the fuzzed area at 0.95 5.5 / "
             "8.0 / 24.0% at floors of 3.0 / 5.9 / 20.8% over three seeds (mean 12.5% against 9.9%: within 3 points "
             "of the floor, above the 10% goal on the mean, as one seed's smoothed classifier still calls a fifth of "
-            "the clean negatives positive), at a smoothed CA of 52.5% (81.3% undefended) with r ≥ 1 on 25.8%; "
+            "the clean negatives positive), at a smoothed CA of 52.5% (81.3% undefended) with r ≥ 1 on 25.8%. "
+            "The area at 0.9 instead of 0.95 (seed 0) trades 4 points of ASR for 2.5 of CA: 9.5% at a floor of "
+            "2.0%, CA 53.5% (51.0%), r ≥ 1 on 34.0% (37.5%); "
             "against AddSent (0.7, FRS), 21.5% at a "
             "floor of 16.8%, CA 59.0%, r ≥ 1 on 12.0% (23.0% unbalanced). The clean-accuracy goal stays missed in "
             "the same runs. **On BBC News it works**: with BadNet in the training "
