@@ -445,6 +445,7 @@ SECTIONS = [
                     "operating_point-imdb-badnet-whole.json",
                     "operating_point-imdb-badnet-balanced.json",
                     "operating_point-imdb-badnet-balanced-fuzzing.json",
+                    "operating_point-imdb-badnet-0.8-balanced.json",
                 ],
                 operating_point,
                 caption="IMDB with BadNet in both models' training data (8,000 reviews cut to 100 words, 20% "
@@ -527,8 +528,9 @@ SECTIONS = [
             "of 32.1%, r ≥ 1 / 3 / 5 on 46 / 20 / 2% — against 69.0% and 54 / 25 / 2% for the same training on the "
             "clean reviews (first row): balancing recovers 16 of the 22 points of smoothed accuracy that poisoning "
             "took. The fuzzed area at 0.99 adds little (ASR 38.0%; it flags no area in the clean reviews, whose "
-            "certificates stay the same). The ≤ 10% ASR goal on IMDB BadNet is missed at "
-            "a certifying rate (FRS at the defaults: 34%, in the backdoor tables below).",
+            "certificates stay the same). At 0.8 (balanced) the smoothed classifier keeps more: CA 71.0%, floor "
+            "20.8%, but so does the trigger (ASR 49.0%), and r ≥ 3 falls to 1%. The ≤ 10% ASR goal on IMDB BadNet "
+            "is missed at both rates (FRS at the defaults: 34%, in the backdoor tables below).",
             "IMDB certifies further than Rotten Tomatoes (r ≥ 1 on 54–56%), but r ≥ 5 only on 10–28%. Why short "
             "sentences cap the certificate: a label carried by k words survives in a copy with probability 1 − ω^k, "
             "and r ≥ 1 at ω = 0.8 needs a vote share of about 0.75 at n = 1,000, i.e. k ≥ 7 words that each carry "
