@@ -5,7 +5,8 @@ with the plain ``Trainer`` (the undefended reference) and, for each candidate de
 with ``FRSTrainer`` on deletion copies at that rate (``--clean-fraction``, ``--balance-labels``,
 ``--copies`` and ``--consistency`` set the other training knobs). Each FRS-trained model is then certified on the
 same test texts with uniform deletion at its own rate (``n0 + n`` copies, ``alpha``; abstentions
-count as wrong), and the script prints per seed and as the mean over seeds:
+count as wrong); ``--train-omega`` trains one model at that rate instead and certifies it at every candidate
+rate. The script prints per seed and as the mean over seeds:
 
 - plain CA of the undefended and of the FRS-trained model (whole test split; the undefended model's
   also on the certified texts alone);
@@ -153,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--balance-labels", action="store_true", help="FRSTrainer frs_balance_labels (inverse-frequency loss weights)."
     )
+    p.add_argument(
+        "--train-omega",
+        type=float,
+        default=None,
+        help="Train at this rate and certify the one model at every --omegas rate.",
+    )
     p.add_argument("--copies", type=int, default=1, help="FRSTrainer frs_copies (copies per example per step).")
     p.add_argument("--consistency", type=float, default=0.0, help="FRSTrainer frs_consistency.")
     p.add_argument("--plain-epochs", type=float, default=1.0, help="Trainer (undefended reference) epochs.")
@@ -244,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         plain_triggered = predict(plain, tokenizer, triggered_texts, args.max_length) if triggered_texts else None
         plain_ca = float((plain_pred == test_labels).mean())
         for omega in args.omegas:
-            frs = {"frs_omega_low": omega, "frs_omega_high": omega, "frs_clean_fraction": args.clean_fraction}
+            rate = args.train_omega or omega
+            frs = {"frs_omega_low": rate, "frs_omega_high": rate, "frs_clean_fraction": args.clean_fraction}
             if args.balance_labels:  # only when set, so that models trained without it keep their cache names
                 frs.update(frs_balance_labels=True)
             if args.copies > 1:  # likewise
@@ -322,6 +330,8 @@ def candidate(args: argparse.Namespace, omega: float) -> str:
     name = f"ω={omega:g}, {args.epochs:g} ep" + (f", {args.attack} {args.poison_rate:g}" if args.attack else "")
     if args.clean_fraction:
         name += f", whole {args.clean_fraction:g}"
+    if args.train_omega:
+        name += f", trained at {args.train_omega:g}"
     if args.balance_labels:
         name += ", balanced labels"
     if args.copies > 1:

@@ -384,6 +384,9 @@ SECTIONS = [
                     "-consistency",
                     "-whole",
                     "-weight-noise",
+                    "-8ep-whole-at-0.2",
+                    "-8ep-whole-at-0.2-s1",
+                    "-8ep-whole-at-0.2-s2",
                 ),
                 operating_point,
                 after=[
@@ -470,6 +473,13 @@ SECTIONS = [
             "**Whole texts in training** keep plain accuracy (83.5%) and raise smoothed CA to 74.0% for 2 points at "
             "r ≥ 1: to certify edits anywhere, train with `FRSTrainingArguments(frs_config=FRSConfig(omega_low=0.7), "
             "frs_clean_fraction=0.5)` and certify at the same rate.",
+            "**One model for both rates**: the models trained at 0.8 with whole texts mixed in (8 epochs, "
+            "`frs_clean_fraction=0.5`), certified at the default 0.2 instead, are as accurate as the plain model: "
+            "smoothed CA 81.7% against 81.8% for the undefended model on the same sentences (3 seeds, 2.7% "
+            "abstaining), where the same checkpoints certify r ≥ 1 on 29.0% at 0.8. Train once at the certifying "
+            "rate and choose the rate per call (`smoothed.certify(text, omega_low=0.8)`): the rate that keeps "
+            "the plain model's accuracy, or the one that covers edits anywhere at the cost above. (Clean training data "
+            "and uniform deletion; with poisoned data, the BadNet rows below.)",
             "**`fallback=True` closes the clean-accuracy gap, not the certificate gap.** Answering each abstention "
             "with the FRS-trained model's own prediction on the whole text (a model trained with whole texts mixed "
             "in, so that it stays as accurate as the undefended one): at ω = 0.7 (3 epochs, whole 0.5, 3 seeds) CA "
