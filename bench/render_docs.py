@@ -417,6 +417,7 @@ SECTIONS = [
                     "-badnet-0.8-balanced-fuzzing-s1",
                     "-badnet-0.8-balanced-fuzzing-s2",
                     "-badnet-0.8-balanced-fuzzing-0.9",
+                    "-badnet-0.8-balanced-at-0.2-fuzzing",
                     "-addsent-fuzzing",
                     "-addsent-balanced-fuzzing",
                 ),
@@ -478,8 +479,12 @@ SECTIONS = [
             "smoothed CA 81.7% against 81.8% for the undefended model on the same sentences (3 seeds, 2.7% "
             "abstaining), where the same checkpoints certify r ≥ 1 on 29.0% at 0.8. Train once at the certifying "
             "rate and choose the rate per call (`smoothed.certify(text, omega_low=0.8)`): the rate that keeps "
-            "the plain model's accuracy, or the one that covers edits anywhere at the cost above. (Clean training data "
-            "and uniform deletion; with poisoned data, the BadNet rows below.)",
+            "the plain model's accuracy, or the one that covers edits anywhere at the cost above. That holds on "
+            "clean training data with uniform deletion. On "
+            "poisoned data it does not carry over to FRS at the default rate: the BadNet model trained at 0.8 "
+            "(balanced labels, whole 0.5), certified at 0.2 with the fuzzed area at 0.95, takes the ASR to its "
+            "floor (20.5% against 24.8%) but keeps a smoothed CA of only 64.5% (seed 0): the area takes opinion "
+            "words out of clean sentences.",
             "**`fallback=True` closes the clean-accuracy gap, not the certificate gap.** Answering each abstention "
             "with the FRS-trained model's own prediction on the whole text (a model trained with whole texts mixed "
             "in, so that it stays as accurate as the undefended one): at ω = 0.7 (3 epochs, whole 0.5, 3 seeds) CA "
