@@ -2,11 +2,13 @@
 
 Fine-tunes the packaged MiniLM on the first ``--train-size`` Rotten Tomatoes training sentences with one recipe
 (`frs_hf.evaluation.training.fine_tune` at the defaults of transformers' `TrainingArguments`: 1 epoch, lr 5e-5,
-batch 8) three ways per seed: the plain ``Trainer``, ``FRSTrainer`` at its defaults, and ``FRSTrainer`` with each
-``--clean-fractions`` value (whole texts mixed in). Prints the plain accuracy of each model on the whole test
-split, per seed and as the mean over seeds, and the difference to ``Trainer``.
+batch 8) several ways per seed: the plain ``Trainer``, ``FRSTrainer`` at its defaults, ``FRSTrainer`` with each
+``--clean-fractions`` value (whole texts mixed in) and with each ``--frs`` set of `FRSTrainingArguments`. Prints
+the plain accuracy of each model on the whole test split, per seed and as the mean over seeds, and the
+difference to ``Trainer``.
 
     python bench/drop_in.py --seeds 0 1 2 --threads 1
+    python bench/drop_in.py --clean-fractions --frs '{"frs_config": {"omega_low": 0.8}, "frs_clean_fraction": 0.5}'
 
 Writes ``bench/results/drop_in.json`` (or ``--output``): command, machine, commit and every accuracy.
 """
@@ -74,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--clean-fractions", type=float, nargs="*", default=[0.5], help="frs_clean_fraction values.")
+    p.add_argument(
+        "--frs",
+        type=json.loads,
+        nargs="*",
+        default=[],
+        help="More FRSTrainer ways, each a JSON object of FRSTrainingArguments, e.g. '{\"frs_clean_fraction\": 0.5}'.",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--output", default=str(RESULTS / "drop_in.json"))
     args = p.parse_args(argv)
@@ -84,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ways = {"Trainer": None, "FRSTrainer (defaults)": {}}
     ways.update({f"FRSTrainer, frs_clean_fraction={f:g}": {"frs_clean_fraction": f} for f in args.clean_fractions})
+    ways.update({"FRSTrainer, " + ", ".join(f"{k}={json.dumps(v)}" for k, v in frs.items()): frs for frs in args.frs})
     records = []
     for seed in args.seeds:
         for name, frs in ways.items():
