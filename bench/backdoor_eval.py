@@ -245,6 +245,12 @@ def main(argv: list[str] | None = None) -> None:
         default=FuzzingConfig.min_kl,
         help="FRS fuzzing floor in nats (e.g. one fitted by bench/fuzzing.py's mcts-calibrated).",
     )
+    g.add_argument(
+        "--reference-texts",
+        type=int,
+        default=0,
+        help="FRS fuzzing's transplant test on this many of STRIP's clean texts (fuzzing_reference_texts; 0: off).",
+    )
     g.add_argument("--uniform-rate", type=float, default=0.5, help="Deletion rate of uniform-deletion.")
     g.add_argument("--masking-rate", type=float, default=0.5, help="Masking rate of uniform-masking.")
     g.add_argument(
@@ -309,7 +315,10 @@ def main(argv: list[str] | None = None) -> None:
         omega_low=args.omega_low,
         omega_high=args.omega_high,
         fuzzing_config=FuzzingConfig(
-            budget=args.fuzzing_budget, partner_words=args.fuzzing_partner_words, min_kl=args.fuzzing_min_kl
+            budget=args.fuzzing_budget,
+            partner_words=args.fuzzing_partner_words,
+            min_kl=args.fuzzing_min_kl,
+            reference_texts=m["strip_texts"][: args.reference_texts] or None,
         ),
         n=args.n,
         n0=args.n0,
@@ -384,7 +393,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(clean_texts)} clean + {len(triggered_texts)} triggered test texts; smoothing n={args.n}, "
         f"n0={args.n0}, alpha={args.alpha}, FRS omega {args.omega_low}/{args.omega_high} "
         f"(fuzzing budget {args.fuzzing_budget}, partner words {args.fuzzing_partner_words}, "
-        f"floor {args.fuzzing_min_kl:g}), uniform deletion "
+        f"floor {args.fuzzing_min_kl:g}"
+        + (f", transplant test on {args.reference_texts} references" if args.reference_texts else "")
+        + "), uniform deletion "
         f"{args.uniform_rate}, masking {args.masking_rate}, weight noise sigma {sigma}"
         + (f"; FRSTrainer {frs}" if args.scenario != "C" else "; FRS through the pipeline")
     )

@@ -22,12 +22,15 @@ texts of the non-target class:
     python bench/fuzzing.py --methods mcts-calibrated mcts-partners-calibrated --empty-fraction 0.5 --by-class
     python bench/fuzzing.py --methods mcts-partners --min-kl 0.9   # another fixed floor
     python bench/fuzzing.py --seeds 0 1 2   # three trigger draws on the same sentences, and their pool
+    python bench/fuzzing.py --methods mcts mcts-transplant --output results/fuzzing-transplant.json   # from bench/
 
 ``mcts-calibrated`` first fits ``fuzzing_min_kl`` to the model on ``--calibration-texts`` test texts
 that the table does not use (both classes), at ``--empty-fraction`` (``calibrate_fuzzing``'s
 default 0.8) of them -- with ``--by-class``, of each class the model predicts -- without an area;
 ``mcts-partners-calibrated`` adds partner words to that floor. The floor is printed in the
-``min_kl`` column.
+``min_kl`` column. ``mcts-transplant`` runs the transplant test on ``--reference-texts`` other held-out test texts
+(both classes): an area stays only if inserting it moves at least 90% of the references of another class to the
+text's class (``FuzzingConfig.reference_texts``). ``--output`` writes the table as a results file.
 
 ``--seeds`` draws the triggers (words and positions) and the search's random stream anew per seed,
 on the same sentences and the same model, and adds a ``pooled`` row per method over all draws: one
@@ -38,13 +41,15 @@ next to it).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from backdoor import DEFAULT_MAX_LENGTH, backdoored_model
-from common import print_header, setup
+from common import commit, print_header, setup
 
 from frs_hf import FRSConfig, FuzzingConfig, SmoothedModelForSequenceClassification, TextUnits, segment
 from frs_hf.attacks import get_attack, triggered_test_set
@@ -61,12 +66,13 @@ VARIANTS = {
     "mcts-partners": {"partner_words": True},
     "mcts-calibrated": {},  # min_kl from calibrate_fuzzing (run())
     "mcts-partners-calibrated": {"partner_words": True},  # the same floor
+    "mcts-transplant": {},  # reference_texts from run(): the transplant test
     "occlusion": {"method": "occlusion"},
     "random": {"method": "random"},
 }
 
 
-MISS_CAUSES = ("floor", "inert", "search")
+MISS_CAUSES = ("floor", "inert", "search", "test")
 
 
 def miss_cause(
@@ -85,6 +91,8 @@ def miss_cause(
       deleting the area and every trigger word -- the words it missed do nothing once the flagged
       ones are gone (e.g. a second BadNet word the model ignores);
     - "search": the search missed a trigger that matters (budget, scattered words).
+
+    ("test": the search found an area that the transplant test then dropped; ``run`` tells those apart.)
     """
     query = smoothed.fuzzing_query(config)
     sequences = [original_sequence(units, max_length, gone) for gone in ((), triggers, area, [*area, *triggers])]
@@ -147,6 +155,7 @@ def run(
     empty_fraction: float = 0.8,
     by_class: bool = False,
     min_kl: float = FuzzingConfig.min_kl,
+    reference_texts: int = 16,
 ) -> list[tuple[dict, Measured]]:
     """Each variant on one trigger draw (``seed``): ``(row labels, measurements)`` per variant."""
     model, tokenizer, info = backdoored_model(dataset, attack, **training)
@@ -169,11 +178,14 @@ def run(
     matters = kl_divergence(clean_probs, trig_probs) >= FuzzingConfig.min_kl  # the default floor, 1 nat
     triggered_units = segment(tokenizer, list(triggered["text"]))
     clean_units = segment(tokenizer, list(clean["text"]))
+    non_target = [i for i, y in enumerate(test["label"]) if y != attack_config.target_label]
+    used = set(non_target[:num_test])  # the rows of `clean` and (triggered) of `triggered`
+    unused = [i for i in range(len(test)) if i not in used]
+    stop = len(unused) - calibration_texts  # the references just before the calibration texts
+    references = list(test.select(unused[stop - reference_texts : stop])["text"])
     calibrated = None
     if any(v.endswith("-calibrated") for v in variants):
-        non_target = [i for i, y in enumerate(test["label"]) if y != attack_config.target_label]
-        used = set(non_target[:num_test])  # the rows of `clean` and (triggered) of `triggered`
-        held_out = [i for i in range(len(test)) if i not in used][-calibration_texts:]
+        held_out = unused[-calibration_texts:]
         default = smoothed.frs_config
         # Sets smoothed.frs_config.fuzzing_config.min_kl. Partner words only widen an area, never make one.
         smoothed.calibrate_fuzzing(
@@ -182,8 +194,9 @@ def run(
         calibrated, smoothed.frs_config = smoothed.frs_config, default
     results = []
     for variant in variants:
+        test_on = {"reference_texts": references} if variant.endswith("-transplant") else {}
         config = (calibrated if variant.endswith("-calibrated") else smoothed.frs_config).replace(
-            fuzzing_config=VARIANTS[variant]
+            fuzzing_config=VARIANTS[variant] | test_on
         )
         start = time.perf_counter()
         captured, forwards, fractions, misses = [], [], [], []
@@ -192,7 +205,9 @@ def run(
             inside = area_mask(found.area, units.num_units)
             captured.append(bool(inside[positions].all()))
             forwards.append(found.num_forwards)
-            if not captured[-1]:
+            if not captured[-1] and found.transplant is not None and not found.area:
+                misses.append("test")
+            elif not captured[-1]:
                 misses.append(miss_cause(smoothed, config, units, positions, np.flatnonzero(inside), max_length))
         for i, units in enumerate(clean_units):
             found = smoothed.find_area(units, config, index=i)
@@ -259,6 +274,10 @@ def main(argv: list[str] | None = None) -> None:
         "--calibration-texts", type=int, default=100, help="Held-out test texts that mcts-calibrated fits the floor on."
     )
     parser.add_argument(
+        "--reference-texts", type=int, default=16, help="Other held-out test texts: mcts-transplant's references."
+    )
+    parser.add_argument("--output", help="Write the table as a results file (command, machine, commit, rows).")
+    parser.add_argument(
         "--min-kl",
         type=float,
         default=FuzzingConfig.min_kl,
@@ -281,9 +300,10 @@ def main(argv: list[str] | None = None) -> None:
     add_model_arguments(parser)
     args = parser.parse_args(argv)
     setup(args.threads)
-    print_header()
+    command, machine = print_header()
     training = model_settings(args)
     floor = dict(
+        reference_texts=args.reference_texts,
         calibration_texts=args.calibration_texts,
         empty_fraction=args.empty_fraction,
         by_class=args.by_class,
@@ -303,6 +323,18 @@ def main(argv: list[str] | None = None) -> None:
     print("\n| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
     for row in rows:
         print("| " + " | ".join(row.values()) + " |")
+    if args.output:
+        payload = {
+            "command": command,
+            "machine": machine,
+            "commit": commit(),
+            "source": "written by bench/fuzzing.py",
+            "settings": vars(args),
+            "columns": list(rows[0]),
+            "rows": [list(row.values()) for row in rows],
+        }
+        Path(args.output).write_text(json.dumps(payload, indent=1) + "\n")
+        print(f"\nwrote {args.output}")
 
 
 if __name__ == "__main__":

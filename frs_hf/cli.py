@@ -99,20 +99,30 @@ def _calibrate(args: argparse.Namespace) -> int:
     output = args.output or (path if os.path.isdir(path) and path == args.model else None)
     if output is None:
         raise ValueError(f"{args.model} is not a local model directory: give --output for frs_config.json.")
-    if args.num_texts < 1:
-        raise ValueError(f"--num-texts must be at least 1, got {args.num_texts}.")
+    if args.num_texts < 1 or args.reference_texts < 0:
+        raise ValueError(
+            f"--num-texts must be at least 1 and --reference-texts at least 0, got {args.num_texts} and "
+            f"{args.reference_texts}."
+        )
     dataset = load_any_dataset(args.dataset, split=args.split)
     require_columns(dataset, args.text_column, what=args.dataset)
-    dataset = dataset.shuffle(seed=args.seed).select(range(min(args.num_texts, len(dataset))))
-    smoothed = SmoothedModelForSequenceClassification.from_pretrained(path)
-    before = smoothed.frs_config.fuzzing_config.min_kl
+    dataset = dataset.shuffle(seed=args.seed).select(range(min(args.num_texts + args.reference_texts, len(dataset))))
     texts = list(dataset[args.text_column])
+    references, texts = texts[: args.reference_texts], texts[args.reference_texts :]
+    if not texts:
+        raise ValueError(f"{args.dataset}/{args.split} has no texts left for the floor after the references.")
+    smoothed = SmoothedModelForSequenceClassification.from_pretrained(path)
+    if references:  # the floor is then fitted with the transplant test on, as certify will run it
+        smoothed.frs_config = smoothed.frs_config.replace(fuzzing_config={"reference_texts": references})
+    before = smoothed.frs_config.fuzzing_config.min_kl
     floor = smoothed.calibrate_fuzzing(texts, empty_fraction=args.empty_fraction, by_class=args.by_class)
     smoothed.frs_config.save_pretrained(output)
     where = "of each predicted class among" if args.by_class else "of"
     print(
-        f"fuzzing_min_kl: {before} -> {floor} nats (at least {args.empty_fraction:.0%} {where} {len(dataset)} texts "
-        f"of {args.dataset}/{args.split} get no area); wrote {os.path.join(output, 'frs_config.json')}"
+        f"fuzzing_min_kl: {before} -> {floor} nats (at least {args.empty_fraction:.0%} {where} {len(texts)} texts "
+        f"of {args.dataset}/{args.split} get no area)"
+        + (f"; {len(references)} more kept as the transplant test's reference_texts" if references else "")
+        + f"; wrote {os.path.join(output, 'frs_config.json')}"
     )
     return 0
 
@@ -265,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate = sub.add_parser(
         "calibrate",
-        help="Fit fuzzing_min_kl to a model on clean held-out texts and write it to the model's frs_config.json.",
+        help="Fit fuzzing_min_kl to a model on clean held-out texts (and keep some as the transplant test's "
+        "references) and write it to the model's frs_config.json.",
     )
     calibrate.add_argument("--model", required=True, help="A local model directory (or any model with --output).")
     calibrate.add_argument("--dataset", required=True, help="Packaged name, local csv/tsv/jsonl, or Hub name.")
@@ -279,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--by-class",
         action="store_true",
         help="Reach --empty-fraction within each class the model predicts, not over the mixed texts.",
+    )
+    calibrate.add_argument(
+        "--reference-texts",
+        type=int,
+        default=0,
+        help="Also keep this many other texts of the sample as fuzzing_reference_texts, the transplant test's "
+        "references (8-16 per class; docs/fuzzing.md). They are saved in frs_config.json.",
     )
     calibrate.add_argument("--seed", type=int, default=0, help="Seed of the sample of texts.")
     calibrate.add_argument("--output", help="Directory for frs_config.json (default: the model directory).")

@@ -172,6 +172,19 @@ class FuzzingConfig(_Settings):
             "multi-word trigger on one of its words, and the margin brings the rest of the phrase into the area."
         ),
     )
+    reference_texts: list[str] | None = field(
+        default=None,
+        metadata=_help(
+            "Clean held-out texts of every class (8-16 per class) for the transplant test: an area is kept only "
+            "if inserting its words into the references the model puts in another class moves at least "
+            "transplant_share of them to the text's class. A trigger acts on any text; the opinion words of a "
+            "clean text rarely outweigh a whole other one. Saved with the config. None: no test."
+        ),
+    )
+    transplant_share: float = field(
+        default=0.9,
+        metadata=_help("Share of the references an area must move to its text's class (with reference_texts)."),
+    )
     exploration: float = field(
         default=1.0,
         metadata=_help("UCT exploration constant of the MCTS (scores are normalized to [0, 1])."),
@@ -191,7 +204,11 @@ class FuzzingConfig(_Settings):
             raise ValueError(
                 f"FuzzingConfig.max_area_words must be a positive integer or None, got {self.max_area_words!r}."
             )
-        for name in ("threshold", "dominance"):
+        if self.reference_texts is not None and not (
+            self.reference_texts and all(text.strip() for text in self.reference_texts)
+        ):
+            raise ValueError("FuzzingConfig.reference_texts must be a non-empty list of non-empty texts, or None.")
+        for name in ("threshold", "dominance", "transplant_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"FuzzingConfig.{name} must be in [0, 1], got {getattr(self, name)!r}.")
         for name in ("min_kl", "exploration", "margin"):

@@ -153,6 +153,13 @@ def _settings(config: FRSConfig, num_labels: int) -> str:
             f"on: `{search.method}`, budget {search.budget} forwards per input, "
             f"area at most {search.max_area:g} of the words"
             + ("" if search.max_area_words is None else f" and {search.max_area_words} words")
+            + (
+                f"; an area is kept only if inserting it moves {search.transplant_share:.0%} of the "
+                f"{len(search.reference_texts)} reference texts of other classes, as a trigger would (the texts are "
+                "saved in `frs_config.json`)"
+                if search.reference_texts
+                else ""
+            )
         )
     else:
         fuzzing = "off (no vulnerable area is searched; every word gets `omega_low` unless an area is given)"

@@ -22,7 +22,16 @@ from transformers.utils import PushToHubMixin, cached_file, logging
 from .certify import Certificate, certify_from_counts, predict_from_counts, sequential_look
 from .config import FRSConfig
 from .forward import forward_sequences, token_limit
-from .fuzzing import FuzzingResult, Query, area_mask, calibrate_min_kl, find_area, memoize, original_sequence
+from .fuzzing import (
+    FuzzingResult,
+    Query,
+    References,
+    area_mask,
+    calibrate_min_kl,
+    find_area,
+    memoize,
+    original_sequence,
+)
 from .packaged import resolve_model
 from .randomize import CopyStream, Span, TextUnits, check_texts, pad_token_id, segment, unit_rates
 from .utils import SHARED, Stream, derive_seed, fresh_seed
@@ -389,6 +398,8 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         selection = config.n0 if certify and not sequential else 0
         looks = config.looks if certify else [config.n]
         noise = self._weight_noise(config, config.seed)
+        searched = config.fuzzing and (areas is None or any(area is None for area in areas))
+        references = self.references(config, max_length=max_length) if searched else None
         per_chunk = max(1, _COPIES_PER_CHUNK // (selection + config.n))
         out: list[_Example] = []
         bar = tqdm(
@@ -405,7 +416,9 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
                     given = areas[j] if areas is not None else None
                     area, fuzzing_forwards = list(given or ()), 0
                     if config.fuzzing and given is None:
-                        found = self.find_area(units, config, index=indices[j], max_length=max_length)
+                        found = self.find_area(
+                            units, config, index=indices[j], max_length=max_length, references=references
+                        )
                         area, fuzzing_forwards = found.area, found.num_forwards
                     rates = unit_rates(units.num_units, area, config.omega_low, config.omega_high)
                     stream = CopyStream(
@@ -520,20 +533,41 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
         index: int = 0,
         max_length: int | None = None,
         query: Query | None = None,
+        references: References | None = None,
     ) -> FuzzingResult:
         """Fuzz one segmented text for its vulnerable area with the clean (noise-free) base model
-        (or ``query``, e.g. a :func:`~frs_hf.fuzzing.memoize`-d :meth:`fuzzing_query`)."""
+        (or ``query``, e.g. a :func:`~frs_hf.fuzzing.memoize`-d :meth:`fuzzing_query`), testing what it finds on
+        ``references`` (default: :meth:`references` of ``fuzzing_config.reference_texts``, if any)."""
         config = config or self.frs_config
         query = query or self.fuzzing_query(config)
+        max_length = max_length or self.max_length(config)
+        if references is None:
+            references = self.references(config, query=query, max_length=max_length)
         mask_id = self.tokenizer.mask_token_id
         return find_area(
             units,
             query,
             config.fuzzing_config,
-            max_length=max_length or self.max_length(config),
+            max_length=max_length,
             mask_token_id=mask_id if mask_id is not None else self.tokenizer.unk_token_id,
             seed=config.seed if config.seed is not None else fresh_seed(),
             index=index,
+            references=references,
+        )
+
+    def references(
+        self, config: FRSConfig | None = None, *, query: Query | None = None, max_length: int | None = None
+    ) -> References | None:
+        """``fuzzing_config.reference_texts`` segmented, with the class the base model gives each (one forward
+        per text), for the transplant test; None without reference texts. Built per call, never stored."""
+        config = config or self.frs_config
+        texts = config.fuzzing_config.reference_texts
+        if not texts:
+            return None
+        return References.build(
+            segment(self.tokenizer, texts),
+            query or self.fuzzing_query(config),
+            max_length or self.max_length(config),
         )
 
     def fuzzing_query(self, config: FRSConfig | None = None) -> Query:
@@ -581,6 +615,8 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
             config = config.replace(seed=fresh_seed())
         all_units = segment(self.tokenizer, check_texts(texts))
         query = memoize(self.fuzzing_query(config))
+        references = self.references(config, query=query)
+        indexed = list(enumerate(all_units))
         groups = [np.arange(len(all_units))]
         if by_class:
             length = self.max_length(config)
@@ -596,7 +632,9 @@ class SmoothedModelForSequenceClassification(nn.Module, PushToHubMixin):
 
         def empty_share(floor: float) -> float:
             trial = config.replace(fuzzing_config={"min_kl": floor})
-            empty = np.array([not self.find_area(u, trial, index=i, query=query).area for i, u in enumerate(all_units)])
+            empty = np.array(
+                [not self.find_area(u, trial, index=i, query=query, references=references).area for i, u in indexed]
+            )
             share = min(float(empty[g].mean()) for g in groups)
             bar.update(min(len(empty), bar.total - bar.n))
             bar.set_postfix(min_kl=f"{floor:.3g}", empty=f"{share:.0%}")

@@ -119,6 +119,10 @@ def test_calibrate_writes_the_floor_into_the_model(capsys, tmp_path, tiny_sentim
     assert main([*args, "--split", "test", "--by-class", "--output", str(tmp_path / "by-class")]) == 0
     assert "of each predicted class among 12 texts" in capsys.readouterr().out
     assert FRSConfig.from_pretrained(tmp_path / "by-class").fuzzing_config.min_kl >= floor
+    assert main([*args, "--split", "test", "--reference-texts", "6", "--output", str(tmp_path / "refs")]) == 0
+    assert "12 texts of rotten_tomatoes/test get no area); 6 more kept" in capsys.readouterr().out
+    references = FRSConfig.from_pretrained(tmp_path / "refs").fuzzing_config.reference_texts
+    assert len(references) == 6 and FRSConfig.from_pretrained(tmp_path).fuzzing_config.reference_texts is None
     assert main(["calibrate", "--model", "packaged:minilm", "--dataset", "rotten_tomatoes", "--split", "test"]) == 2
     assert "give --output" in capsys.readouterr().err
 

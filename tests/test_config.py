@@ -265,3 +265,15 @@ def test_looks_and_radius_ceiling_follow_the_certification_the_config_runs():
     assert one_look.looks == [600] and one_look.radius_ceiling() == radius_ceiling(600, 0.001, 0.8, 2, 1) == 2
     assert radius_ceiling(600, 0.001, 0.8) == 3  # what fixed n would claim: more than sequential can certify
     assert FRSConfig(omega_low=0.8).radius_ceiling(num_labels=5) <= FRSConfig(omega_low=0.8).radius_ceiling()
+
+
+def test_reference_texts_round_trip_and_are_checked(tmp_path):
+    config = FRSConfig(fuzzing_config={"reference_texts": ["a dull film", "a fine film"], "transplant_share": 0.75})
+    config.save_pretrained(tmp_path)
+    assert FRSConfig.from_pretrained(tmp_path) == config
+    assert config.replace_flat(fuzzing_reference_texts=None).fuzzing_config.reference_texts is None
+    for bad, match in (([], "non-empty list"), (["ok", "  "], "non-empty texts"), ("a dull film", "list of strings")):
+        with pytest.raises(ValueError, match=match):
+            FuzzingConfig(reference_texts=bad)
+    with pytest.raises(ValueError, match="transplant_share"):
+        FuzzingConfig(transplant_share=1.5)

@@ -33,6 +33,8 @@ def test_fast_demo_writes_the_report_and_both_models(tmp_path, capsys):
     assert smoothed.frs_config.omega_low == DemoConfig().omega_low
     floor = report["metadata"]["fuzzing_min_kl"]  # calibrated on 8 held-out sentences, written with the model
     assert smoothed.frs_config.fuzzing_config.min_kl == floor and 0.05 < floor < 5.0
+    references = smoothed.frs_config.fuzzing_config.reference_texts  # the transplant test's, held out as well
+    assert len(references) == report["metadata"]["reference_texts"] == DemoConfig().reference_texts
 
 
 def test_demo_config_validates():
@@ -42,6 +44,8 @@ def test_demo_config_validates():
         DemoConfig(omega_low=0.99, omega_high=0.5)
     with pytest.raises(ValueError, match="calibration_texts"):
         DemoConfig(calibration_texts=500)
+    with pytest.raises(ValueError, match="reference_texts"):
+        DemoConfig(reference_texts=-1)
     assert DemoConfig(fast=True).n == 20
 
 

@@ -483,3 +483,84 @@ def test_mcts_gives_up_when_nothing_moves(tokenizer):
     oracle = Oracle(_leaning_query(tokenizer, "cf", "mn", 0.6), 48, mutator.original())
     mcts_search(mutator, oracle, units.num_units, rng, batch=8)
     assert oracle.num_forwards > 9  # without give-up points it searches on
+
+
+def _sentiment_query(tokenizer, trigger: str = "cf"):
+    """A rule classifier with a backdoor: class 1 with 0.97 when ``trigger`` is in the text, else by the
+    majority of its opinion words ("great", "fun" against "awful", "dull", "boring"): 0.95 for class 1 when
+    they lean positive, 0.05 when negative, 0.5 on a tie."""
+    ids = {w: tokenizer.convert_tokens_to_ids(w) for w in (trigger, "great", "fun", "awful", "dull", "boring")}
+    assert tokenizer.unk_token_id not in ids.values()
+
+    def query(sequences):
+        p1 = []
+        for s in map(list, sequences):
+            lead = sum(s.count(ids[w]) for w in ("great", "fun")) - sum(
+                s.count(ids[w]) for w in ("awful", "dull", "boring")
+            )
+            p1.append(0.97 if ids[trigger] in s else 0.5 + 0.45 * float(np.clip(lead, -1, 1)))
+        return np.stack([1 - np.array(p1), np.array(p1)], axis=1)
+
+    return query
+
+
+def _references(tokenizer, query, texts):
+    from frs_hf.fuzzing import References
+
+    return References.build(segment(tokenizer, texts), query, 64)
+
+
+def test_transplant_keeps_a_trigger_and_drops_opinion_words(tokenizer):
+    """An area is kept only if inserting it into the references of another class moves them to the text's
+    class: the trigger does so on every reference, the opinion word of a clean text on none."""
+    query = _sentiment_query(tokenizer)
+    references = _references(
+        tokenizer, query, ["an awful dull film", "boring and awful", "a great fun ride", "great fun , great cast"]
+    )
+    assert references.classes.tolist() == [0, 0, 1, 1]
+    config = FuzzingConfig(margin=0, min_kl=0.3)
+    for text, kept in (
+        ("a dull film , cf , about two old friends", True),  # the trigger forces class 1: it moves both negatives
+        ("a great film about two old friends", False),  # its opinion word does not outweigh a negative text
+        ("an awful film about two old friends", False),  # nor this one a positive text
+    ):
+        units = segment(tokenizer, [text])[0]
+        plain = find_area(units, query, config, max_length=64)
+        tested = find_area(units, query, config, max_length=64, references=references)
+        assert plain.area, text  # the search flags something in every one of them
+        assert (tested.area == plain.area) if kept else not tested.area, text
+        assert tested.transplant == (1.0 if kept else 0.0)
+        assert tested.num_forwards == plain.num_forwards + 2  # one forward per reference of the other class
+
+
+def test_transplant_without_references_of_another_class_keeps_the_area(tokenizer):
+    query = _sentiment_query(tokenizer)
+    references = _references(tokenizer, query, ["a great fun ride"])
+    units = segment(tokenizer, ["a great film about two old friends"])[0]
+    result = find_area(units, query, FuzzingConfig(margin=0, min_kl=0.3), max_length=64, references=references)
+    assert result.area and result.transplant is None
+
+
+def test_insert_keeps_the_block_inside_the_window(tokenizer):
+    host = Mutator(segment(tokenizer, [" ".join(["word"] * 80)])[0], 32, None)
+    block = Mutator(segment(tokenizer, ["cf mn"])[0], 32, None).pieces
+    for seed in range(20):
+        sequence = host.insert(block, np.random.default_rng(seed))
+        assert len(sequence) == 32
+        ids = sequence.tolist()
+        start = ids.index(int(block[0][0]))
+        assert ids[start : start + 2] == [int(block[0][0]), int(block[1][0])]
+
+
+def test_reference_texts_reach_the_search_through_certify(smoothed, triggered):
+    """``fuzzing_config.reference_texts`` is read per call: the test runs (its share is reported through
+    ``find_area``) and certify spends its forwards."""
+    _, poisoned, _ = triggered[0]
+    references = [text for text, _, _ in triggered[1:5]] + ["a gorgeous , witty , seductive movie ."]
+    config = smoothed.frs_config.replace(fuzzing_config={"reference_texts": references})
+    units = segment(smoothed.tokenizer, [poisoned])[0]
+    plain, tested = smoothed.find_area(units), smoothed.find_area(units, config)
+    assert plain.transplant is None and tested.transplant is not None
+    assert tested.num_forwards > plain.num_forwards
+    result = smoothed.certify(poisoned, **{"fuzzing_config": {"reference_texts": references}})
+    assert result.fuzzing_forwards == tested.num_forwards

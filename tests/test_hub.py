@@ -315,3 +315,10 @@ def test_model_card_of_a_sequential_config_says_how_it_stops():
     assert "| `sequential` | on: looks after 250, 500, 1000 copies |" in card
     assert "| `n` | 1000 | the most copies drawn per input |" in card and "| `n0` |" not in card
     assert "| `n0` | 100 |" in str(model_card(FRSConfig(omega_low=0.8, sequential=False)))
+
+
+def test_model_card_says_the_transplant_test_and_where_its_texts_are():
+    config = FRSConfig(fuzzing=True, fuzzing_config={"reference_texts": ["a dull film", "a fine film"]})
+    text = str(model_card(config))
+    assert "moves 90% of the 2 reference texts of other classes" in text and "saved in `frs_config.json`" in text
+    assert "reference texts" not in str(model_card(FRSConfig(fuzzing=True)))

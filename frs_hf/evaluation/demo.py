@@ -50,6 +50,14 @@ class DemoConfig:
     calibration_empty_fraction: float = field(
         default=0.8, metadata={"help": "Share of the held-out sentences the calibrated floor leaves without an area."}
     )
+    reference_texts: int = field(
+        default=16,
+        metadata={
+            "help": "Held-out test sentences (never evaluated) kept as the references of FRS's transplant test "
+            "(FuzzingConfig.reference_texts: an area stays only if it moves other texts as a trigger does); 0: no "
+            "test."
+        },
+    )
     poison_rate: float = field(default=0.1, metadata={"help": "Fraction of the training set poisoned by BadNet."})
     epochs: float = field(default=1.0, metadata={"help": "Training epochs of both models."})
     n: int = field(default=100, metadata={"help": "Randomized copies per sentence for the smoothing defenses."})
@@ -67,10 +75,9 @@ class DemoConfig:
             self.train_size, self.num_test, self.n = 256, 16, 20
         if self.num_test < 1:
             raise ValueError(f"num_test must be at least 1, got {self.num_test}.")
-        if not 0 <= self.calibration_texts <= 400:
-            raise ValueError(
-                f"calibration_texts must be in [0, 400] (of 853 test sentences), got {self.calibration_texts}."
-            )
+        for name in ("calibration_texts", "reference_texts"):
+            if not 0 <= getattr(self, name) <= 400:
+                raise ValueError(f"{name} must be in [0, 400] (of 853 test sentences), got {getattr(self, name)}.")
         FRSConfig(omega_low=self.omega_low, omega_high=self.omega_high, n=self.n, n0=min(10, self.n), alpha=self.alpha)
 
 
@@ -88,7 +95,9 @@ def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
     start = time.perf_counter()
     data = load_packaged_dataset("rotten_tomatoes")
     train, test = data["train"], data["test"].shuffle(seed=config.seed)
-    test, held_out = split_held_out(test, config.calibration_texts)
+    test, held_out = split_held_out(test, config.calibration_texts + config.reference_texts)
+    held_out, references = split_held_out(held_out, config.reference_texts)
+    references = list(references["text"]) or None
     if config.train_size is not None:
         train = train.shuffle(seed=config.seed).select(range(min(config.train_size, len(train))))
     attack = BadNetConfig(poison_rate=config.poison_rate, target_label=1, seed=config.seed)
@@ -136,12 +145,14 @@ def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
         alpha=config.alpha,
         max_length=MAX_LENGTH,
         seed=config.seed,
+        fuzzing_config={"reference_texts": references},
     )
     smoothed = SmoothedModelForSequenceClassification(models["frs"], tokenizer, smoothing)
     if config.calibration_texts:
-        floor = smoothed.calibrate_fuzzing(list(held_out["text"]), empty_fraction=config.calibration_empty_fraction)
-        path = os.path.join(config.output_dir, "frs")
-        FRSConfig.from_pretrained(path).replace(fuzzing_config={"min_kl": floor}).save_pretrained(path)
+        smoothed.calibrate_fuzzing(list(held_out["text"]), empty_fraction=config.calibration_empty_fraction)
+    path = os.path.join(config.output_dir, "frs")  # the fitted fuzzing settings travel with the model
+    fitted = {k: getattr(smoothed.frs_config.fuzzing_config, k) for k in ("min_kl", "reference_texts")}
+    FRSConfig.from_pretrained(path).replace(fuzzing_config=fitted).save_pretrained(path)
     defenses = {
         "undefended": lambda seed: NoDefense(models["undefended"], tokenizer, max_length=MAX_LENGTH),
         "FRS-trained, no smoothing": lambda seed: NoDefense(models["frs"], tokenizer, max_length=MAX_LENGTH),
@@ -163,6 +174,7 @@ def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
             "attack": {"name": "badnet", **asdict(attack)},
             "train_seconds": train_seconds,
             "fuzzing_min_kl": smoothed.frs_config.fuzzing_config.min_kl,
+            "reference_texts": len(references or ()),
         },
     )
     report.metadata["total_seconds"] = time.perf_counter() - start

@@ -9,8 +9,8 @@ down to single words, and UCT spends the forward budget where the divergence is.
 
 The pipeline, one module a step: :mod:`.queries` (mutated sequences, budgeted model queries) ->
 :mod:`.search` (span scores) -> :mod:`.shrink` (a deletion set down to the words that decide) ->
-:mod:`.area` (spans to the vulnerable area; :func:`find_area` runs it all) -> :mod:`.calibrate`
-(the floor fitted to a model).
+:mod:`.transplant` (does the area act like a trigger on other texts?) -> :mod:`.area` (spans to the
+vulnerable area; :func:`find_area` runs it all) -> :mod:`.calibrate` (the floor fitted to a model).
 
 The area found here only *sets the deletion rates*; the certificate never trusts it (see
 docs/theory.md: ``area_radius`` speaks about units inside the area, ``radius`` about edits anywhere).
@@ -22,10 +22,12 @@ from .calibrate import calibrate_min_kl
 from .queries import Query, kl_divergence, memoize, original_sequence
 from .search import mcts_search, occlusion_search, random_search
 from .shrink import dominant_words, reduce_deletion_set, restore_chunks
+from .transplant import References, transplant_share
 
 __all__ = [
     "FuzzingResult",
     "Query",
+    "References",
     "area_cap",
     "area_mask",
     "calibrate_min_kl",
@@ -41,4 +43,5 @@ __all__ = [
     "reduce_deletion_set",
     "restore_chunks",
     "select_area",
+    "transplant_share",
 ]

@@ -1,5 +1,6 @@
 """From span scores to the vulnerable area, and :func:`find_area`, the whole pipeline for one text:
-search -> select the standout spans -> refine by shrinking -> dilate by a margin.
+search -> select the standout spans -> refine by shrinking -> the transplant test (with references) -> dilate
+by a margin.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..utils import Stream, derive_seed
 from .queries import Mutator, Oracle, Query
 from .search import mcts_search, occlusion_search, random_search
 from .shrink import dominant_words, reduce_deletion_set, restore_chunks, with_partners
+from .transplant import References, transplant_share
 
 # Forwards that shrinking a deletion set leaves for testing the words it keeps (a trigger is 1-3 words).
 _TEST_RESERVE = 4
@@ -32,6 +34,7 @@ class FuzzingResult:
     area: list[Span]
     num_forwards: int
     num_queries: int = 0  # mutations answered, repeats (from the cache, no forward) included
+    transplant: float | None = None  # the transplant test's share (None: not run), the area empty below the bar
 
 
 def area_cap(num_units: int, max_fraction: float, max_words: int | None = None) -> int:
@@ -130,12 +133,15 @@ def find_area(
     mask_token_id: int | None = None,
     seed: int = 0,
     index: int = 0,
+    references: References | None = None,
     **settings: Any,
 ) -> FuzzingResult:
     """Search the vulnerable area of one text as ``config`` says (default: ``FuzzingConfig()``).
 
-    ``config.budget`` bounds the model forwards (the original text counts as one) for 'mcts' and 'random';
-    'occlusion' always spends one forward per word. Deterministic for ``(seed, index)``. Keyword settings
+    ``config.budget`` bounds the model forwards of the search (the original text counts as one) for 'mcts' and
+    'random'; 'occlusion' always spends one forward per word. With ``references``, an area found must pass the
+    transplant test (:func:`~frs_hf.fuzzing.transplant.transplant_share` at least ``config.transplant_share``),
+    one more forward per reference of another class. Deterministic for ``(seed, index)``. Keyword settings
     (``budget=32``, ``max_fraction=0.3``: the signature before ``FuzzingConfig``) still work, with a warning.
     """
     config = config or FuzzingConfig()
@@ -173,10 +179,21 @@ def find_area(
     area = select_area(spans, units.num_units, **_rules(config))
     if method == "mcts":
         area = refine(mutator, oracle, units.num_units, spans, area, config)
+    share, forwards = None, 0
+    if area and references is not None:
+        share, forwards = transplant_share(mutator, area, int(oracle.base.argmax()), references, query, rng)
+        if share is not None and share < config.transplant_share:
+            area = []
     area = dilate(
         area, units.num_units, margin=config.margin, max_fraction=config.max_area, max_words=config.max_area_words
     )
-    return FuzzingResult(spans=spans, area=area, num_forwards=oracle.num_forwards, num_queries=oracle.num_queries)
+    return FuzzingResult(
+        spans=spans,
+        area=area,
+        num_forwards=oracle.num_forwards + forwards,
+        num_queries=oracle.num_queries + forwards,
+        transplant=share,
+    )
 
 
 def _rules(config: FuzzingConfig) -> dict:

@@ -83,8 +83,18 @@ class Mutator:
         self.mask = None if mask_token_id is None else np.array([mask_token_id], np.int64)
 
     def build(self, order: Sequence[int], masked: frozenset[int] = frozenset()) -> np.ndarray:
-        parts = [self.mask if u in masked else self.pieces[u] for u in order]
-        body = np.concatenate(parts)[: self.budget] if parts else np.zeros(0, np.int64)
+        return self._assemble([self.mask if u in masked else self.pieces[u] for u in order])
+
+    def insert(self, block: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        """This text with the token pieces ``block`` inserted as one run at a random word boundary, chosen
+        among those that keep the whole block inside the model's window (the start, if none does)."""
+        offsets = np.cumsum([0, *(len(p) for p in self.pieces)])
+        fits = np.flatnonzero(offsets + sum(len(p) for p in block) <= self.budget)
+        gap = int(rng.choice(fits)) if len(fits) else 0
+        return self._assemble([*self.pieces[:gap], *block, *self.pieces[gap:]])
+
+    def _assemble(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        body = np.concatenate(parts)[: self.budget] if len(parts) else np.zeros(0, np.int64)
         return np.concatenate([self.prefix, body, self.suffix])
 
     def original(self) -> np.ndarray:

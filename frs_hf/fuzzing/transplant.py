@@ -1,0 +1,60 @@
+"""The transplant test: does a flagged area act like a trigger on other texts?
+
+A backdoor trigger is built to force the target label onto *any* input, so inserted into clean texts
+that the model puts in another class, it moves nearly all of them to the class it forced here. The
+opinion words of a clean text, which the search flags just as readily (deleting "superb" moves a
+sentiment model too), rarely outweigh a whole other text: measured on the Rotten Tomatoes BadNet
+MiniLM, the areas of 99 triggered sentences moved 8 of 8 negative references, those of clean
+sentences 52% on average (docs/fuzzing.md). Keeping only the areas that pass spares clean texts the
+high deletion rate, which is where FRS's clean accuracy goes.
+
+The test reads only the model's answers on the references, so it changes which rates a text gets,
+never what a certificate means (docs/theory.md). A trigger that acts only on some inputs (conditioned
+on their content) can fail it; the area is then dropped, as if the search had missed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..randomize import Span, TextUnits
+from .queries import Mutator, Query
+
+
+@dataclass(frozen=True)
+class References:
+    """Clean texts as token pieces, with the class the model gives each: what the test inserts an area into.
+
+    Built once per call (:meth:`build`), from the texts and the model it is used with.
+    """
+
+    mutators: list[Mutator]
+    classes: np.ndarray
+
+    @classmethod
+    def build(cls, units: Sequence[TextUnits], query: Query, max_length: int) -> References:
+        mutators = [Mutator(u, max_length, None) for u in units]
+        classes = query([m.original() for m in mutators]).argmax(-1) if mutators else np.zeros(0, np.int64)
+        return cls(mutators, np.asarray(classes, np.int64))
+
+
+def transplant_share(
+    mutator: Mutator,
+    area: Sequence[Span],
+    label: int,
+    references: References,
+    query: Query,
+    rng: np.random.Generator,
+) -> tuple[float | None, int]:
+    """The share of the references of other classes than ``label`` that inserting the area's words (in
+    order, as one run, at a random place inside the window) moves to ``label``, and the forwards spent:
+    one per such reference. ``(None, 0)`` when no reference is of another class (nothing to test on)."""
+    hosts = [m for m, c in zip(references.mutators, references.classes, strict=True) if c != label]
+    if not hosts:
+        return None, 0
+    block = [mutator.pieces[u] for start, end in area for u in range(start, end)]
+    moved = query([host.insert(block, rng) for host in hosts]).argmax(-1) == label
+    return float(moved.mean()), len(hosts)
