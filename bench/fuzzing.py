@@ -67,6 +67,7 @@ VARIANTS = {
     "mcts-calibrated": {},  # min_kl from calibrate_fuzzing (run())
     "mcts-partners-calibrated": {"partner_words": True},  # the same floor
     "mcts-transplant": {},  # reference_texts from run(): the transplant test
+    "mcts-partners-transplant": {"partner_words": True},
     "occlusion": {"method": "occlusion"},
     "random": {"method": "random"},
 }

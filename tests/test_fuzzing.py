@@ -564,3 +564,24 @@ def test_reference_texts_reach_the_search_through_certify(smoothed, triggered):
     assert tested.num_forwards > plain.num_forwards
     result = smoothed.certify(poisoned, **{"fuzzing_config": {"reference_texts": references}})
     assert result.fuzzing_forwards == tested.num_forwards
+
+
+def test_transplant_tests_the_area_with_its_margin(tokenizer):
+    """A model keys a phrase trigger on one word: class 1 needs "cf" and either of "mn", "bb" beside it, so
+    deleting "cf" undoes it and deleting any other word does nothing (as the AddSent MiniLM reacts to "3D" alone,
+    docs/fuzzing.md). The search flags "cf", which alone moves no reference; the test runs on the area after the
+    margin, which holds the phrase."""
+    ids = [tokenizer.convert_tokens_to_ids(w) for w in ("cf", "mn", "bb")]
+
+    def query(sequences):
+        p1 = np.array([0.95 if ids[0] in s and (ids[1] in s or ids[2] in s) else 0.1 for s in map(set, sequences)])
+        return np.stack([1 - p1, p1], axis=1)
+
+    references = _references(tokenizer, query, ["an awful dull film", "boring and awful", "a slow , dull plot"])
+    units = segment(tokenizer, ["a dull film about mn cf bb two old friends and the sea"])[0]
+    for margin, kept in ((0, False), (1, True)):
+        config = FuzzingConfig(margin=margin, min_kl=0.3)
+        plain = find_area(units, query, config, max_length=64)
+        tested = find_area(units, query, config, max_length=64, references=references)
+        assert plain.area == [(5 - margin, 6 + margin)]  # "cf", and with the margin "mn cf bb"
+        assert bool(tested.area) is kept and tested.transplant == float(kept)

@@ -1,6 +1,6 @@
 """From span scores to the vulnerable area, and :func:`find_area`, the whole pipeline for one text:
-search -> select the standout spans -> refine by shrinking -> the transplant test (with references) -> dilate
-by a margin.
+search -> select the standout spans -> refine by shrinking -> dilate by a margin -> the transplant test (with
+references).
 """
 
 from __future__ import annotations
@@ -179,14 +179,14 @@ def find_area(
     area = select_area(spans, units.num_units, **_rules(config))
     if method == "mcts":
         area = refine(mutator, oracle, units.num_units, spans, area, config)
-    share, forwards = None, 0
-    if area and references is not None:
-        share, forwards = transplant_share(mutator, area, int(oracle.base.argmax()), references, query, rng)
-        if share is not None and share < config.transplant_share:
-            area = []
     area = dilate(
         area, units.num_units, margin=config.margin, max_fraction=config.max_area, max_words=config.max_area_words
     )
+    share, forwards = None, 0
+    if area and references is not None:  # the whole area: a word the model keys a trigger on may not act alone
+        share, forwards = transplant_share(mutator, area, int(oracle.base.argmax()), references, query, rng)
+        if share is not None and share < config.transplant_share:
+            area = []
     return FuzzingResult(
         spans=spans,
         area=area,
