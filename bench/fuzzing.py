@@ -135,7 +135,7 @@ class Measured:
             "capture (all)": f"{self.captured.mean():.3f} [{lo:.3f}, {hi:.3f}]",
             "capture (flipped)": f"{self.captured[self.flipped].mean():.3f} ({self.flipped.sum()})",
             "capture (trigger matters)": f"{self.captured[self.matters].mean():.3f} ({self.matters.sum()})",
-            "misses: floor / inert / search": " / ".join(str(self.misses.count(c)) for c in MISS_CAUSES),
+            "misses: " + " / ".join(MISS_CAUSES): " / ".join(str(self.misses.count(c)) for c in MISS_CAUSES),
             "forwards mean / max": f"{np.mean(self.forwards):.1f} / {max(self.forwards)}",
             "clean area median / mean": f"{np.median(fractions):.3f} / {fractions.mean():.3f}",
             "clean empty": f"{np.mean(fractions == 0):.2f}",

@@ -360,15 +360,19 @@ SECTIONS = [
         BadNet poisons 10% of the Rotten Tomatoes training sentences (rare trigger words, relabelled positive); the
         packaged MiniLM is fine-tuned on them with `Trainer` (undefended) and with `FRSTrainer` at the defaults,
         and each defense answers 100 clean and 100 triggered test sentences (seed 0, `n = 100`, α = 0.05, FRS's
-        fuzzed area deleted at 0.95, `omega_low = 0.2` elsewhere). The README's table.
+        fuzzed area deleted at 0.95, `omega_low = 0.2` elsewhere, 16 other test sentences as the transplant test's
+        references). The README's table.
         """,
         [Table(["demo.json"], backdoor_report)],
         [
             "The backdoor works on the undefended model every time and uniform deletion barely dents it. FRS takes "
             "the attack success rate from 100% to 34% — its floor, the smoothed classifier's own error on clean "
-            "negative sentences, is 23.5% — and gives 59% of the triggered sentences their true label back, for 7 "
-            "points of clean accuracy. At these defaults every edit-anywhere radius is 0; what FRS certifies is the "
-            "removal of flagged words (area certified accuracy 17% at r ≥ 1).",
+            "negative sentences, is 25.5% — and gives 59% of the triggered sentences their true label back, for 4 "
+            "points of clean accuracy. The demo holds out 16 test sentences as the references of the transplant "
+            "test; without it (`--reference-texts 0`) the areas on clean sentences' opinion words stay and cost 7 "
+            "points (CA 77%, the same ASR). At these defaults every edit-anywhere radius is 0; what FRS certifies "
+            "is the removal of flagged words (area certified accuracy 4% at r ≥ 1: few clean sentences keep an "
+            "area).",
         ],
     ),
     Section(
@@ -678,6 +682,12 @@ SECTIONS = [
                 "sentences through FRS:",
             ),
             Table(
+                ["fuzzing-transplant.json"],
+                caption="**The transplant test** (docs/fuzzing.md): `mcts-transplant` keeps an area only if inserting "
+                "it moves at least 90% of the 16 held-out reference sentences of the other class; "
+                "`mcts-partners-transplant` adds partner words:",
+            ),
+            Table(
                 ["fuzzing-imdb.json"],
                 caption="**IMDB reviews (long texts)**: a BadNet MiniLM (3,000 training reviews, 20% poisoned, 256 "
                 "tokens), 30 triggered and 30 clean reviews (median 174 words); occlusion ignores the budget:",
@@ -699,6 +709,12 @@ SECTIONS = [
             "62% (42% at `empty_fraction=0.5`) for 6 (12) points of CA.",
             "**On long texts the budget is the lever**: MCTS captures 53% of the IMDB triggers at 64 forwards, "
             "70% at 128 (`FuzzingConfig(budget=128)`), occlusion 20% with 156.",
+            "**The transplant test empties the clean sentences' areas and keeps the triggers'**: clean sentences "
+            "without an area 53% → 97% (BadNet model) and 48% → 98% (AddSent), the mean share of their words in "
+            "the area 18.9% → 1.2% and 20.4% → 0.8%, for 1 point of BadNet capture (92.0 → 91.0%; 2 areas that "
+            "held the trigger failed the test) and none of AddSent's (93.0%). With partner words (no longer a "
+            "cost on clean sentences) BadNet capture is 93.0%. The test adds one forward per reference of the other "
+            "class (about 8 here) on each text with an area: 45.4 → 51.2 forwards per BadNet text.",
         ],
     ),
     Section(
@@ -807,10 +823,10 @@ SECTIONS = [
 ]
 
 
-def dataset(title: str, intro: str, tables: list[tuple[str, str]], notes: list[str], before=()) -> Section:
-    """The backdoor-evaluation tables of one dataset: (caption, results file) pairs; ``before``: commands that
-    build its models, shown first."""
-    section = Section(title, intro, [Table([f], caption=c) for c, f in tables], notes, level=3)
+def dataset(title: str, intro: str, tables: list[tuple], notes: list[str], before=()) -> Section:
+    """The backdoor-evaluation tables of one dataset: (caption, results file[, renderer]) tuples (transcribed
+    tables by default); ``before``: commands that build its models, shown first."""
+    section = Section(title, intro, [Table([f], *render, caption=c) for c, f, *render in tables], notes, level=3)
     section.tables[0].before = list(before)
     return section
 
@@ -831,6 +847,18 @@ SECTIONS += [
             ),
             ("**(C) AddSent**:", "backdoor_eval-C-rotten_tomatoes-addsent.json"),
             (
+                "**(C) BadNet with the transplant test** (`--reference-texts 16`: FRS keeps an area only if it moves "
+                "16 of STRIP's clean training sentences as a trigger would; docs/fuzzing.md) over three model seeds, "
+                "merged by `frs-hf merge-reports`:",
+                "backdoor_eval-C-rotten_tomatoes-badnet-transplant.json",
+                backdoor_report,
+            ),
+            (
+                "**(C) AddSent with the transplant test** (undefended: CA 81%, ASR 99%):",
+                "backdoor_eval-C-rotten_tomatoes-addsent-transplant.json",
+                backdoor_report,
+            ),
+            (
                 "**(B) BadNet** over three model seeds (`--model-seed`: new poisoned data, models and sentences), "
                 "merged by `frs-hf merge-reports` (means with a Student-t 95% interval); `frs (plain-trained)` is "
                 "FRS on the `Trainer` model:",
@@ -848,8 +876,16 @@ SECTIONS += [
         ],
         [
             "**FRS takes the ASR from 100% to 15–36%, mostly at or below its floor**: the trigger is disarmed, and "
-            "the smoothed classifier's error on clean negatives is what is left; CA falls 5–19 points (the area "
-            "holds opinion words). Uniform deletion at equal CA leaves 87–90%; STRIP's low ASR is rejections.",
+            "the smoothed classifier's error on clean negatives is what is left; without the transplant test CA falls "
+            "5–19 points (the area holds opinion words). Uniform deletion at equal CA leaves 87–90%; STRIP's low ASR "
+            "is rejections.",
+            "**With the transplant test the area leaves clean sentences alone**: (C) BadNet over three model seeds "
+            "CA 75.7% against 79.7% undefended (63.3% without the test), ASR 23.0% at a floor of 23.4%; (C) AddSent "
+            "CA 79% against 81% (63% without), ASR 18% at a floor of 19.6%. The ASR does not move: the areas of "
+            "triggered sentences pass the test. The CA and ASR goals are met together on AddSent only (BadNet: 4 "
+            "points of CA, most of it on model seed 2), and the ≤ 10% ASR goal nowhere: the floor, the poisoned "
+            "model's own error on clean negatives, is 20–25%. The (A) and (B) FRS rows were measured without the "
+            "test.",
             "ω_low = 0.2 costs 6 points of CA against 0.1 for nothing measurable; partner words cost 1–3 points of "
             "CA for 1–6 of BadNet ASR, hence opt-in. `FRSTrainer` buys back 3–6 points of CA in (B); the model "
             "draw is the larger spread.",
