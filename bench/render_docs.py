@@ -854,6 +854,11 @@ SECTIONS += [
                 backdoor_report,
             ),
             (
+                "The same with partner words (`--fuzzing-partner-words`):",
+                "backdoor_eval-C-rotten_tomatoes-badnet-transplant-partners.json",
+                backdoor_report,
+            ),
+            (
                 "**(C) AddSent with the transplant test** (undefended: CA 81%, ASR 99%):",
                 "backdoor_eval-C-rotten_tomatoes-addsent-transplant.json",
                 backdoor_report,
@@ -884,8 +889,9 @@ SECTIONS += [
             "CA 79% against 81% (63% without), ASR 18% at a floor of 19.6%. The ASR does not move: the areas of "
             "triggered sentences pass the test. The CA and ASR goals are met together on AddSent only (BadNet: 4 "
             "points of CA, most of it on model seed 2), and the ≤ 10% ASR goal nowhere: the floor, the poisoned "
-            "model's own error on clean negatives, is 20–25%. The (A) and (B) FRS rows were measured without the "
-            "test.",
+            "model's own error on clean negatives, is 20–25%. Partner words, which cost 1–3 points of CA without "
+            "the test, cost none with it (CA 75.7% again) and take BadNet's ASR to 19.0%, below its floor. The (A) "
+            "and (B) FRS rows were measured without the test.",
             "ω_low = 0.2 costs 6 points of CA against 0.1 for nothing measurable; partner words cost 1–3 points of "
             "CA for 1–6 of BadNet ASR, hence opt-in. `FRSTrainer` buys back 3–6 points of CA in (B); the model "
             "draw is the larger spread.",

@@ -162,7 +162,8 @@ class FuzzingConfig(_Settings):
         metadata=_help(
             "When deleting a shrunk set's dominant words alone leaves part of its move undone, also flag each "
             "other word of the set whose deletion with them completes the move: a second trigger word the model "
-            "half-ignores. Raises BadNet capture, costs clean accuracy (docs/fuzzing.md)."
+            "half-ignores. Raises BadNet capture; costs clean accuracy unless the transplant test "
+            "(reference_texts) is on (docs/fuzzing.md)."
         ),
     )
     margin: int = field(
