@@ -906,6 +906,11 @@ SECTIONS += [
         """,
         [
             ("**(C) BadNet**:", "backdoor_eval-C-bbc_news-badnet.json"),
+            (
+                "**(C) BadNet with the transplant test** (16 of STRIP's clean training articles as references):",
+                "backdoor_eval-C-bbc_news-badnet-transplant.json",
+                backdoor_report,
+            ),
             ("**(B) BadNet** (`none` is the (C) model):", "backdoor_eval-B-bbc_news-badnet.json"),
             ("**(A) EP**:", "backdoor_eval-A-bbc_news-ep.json"),
             ("**(A) RIPPLe** (undefended ASR 84%):", "backdoor_eval-A-bbc_news-ripple.json"),
@@ -914,6 +919,9 @@ SECTIONS += [
         [
             "**The ASR goal is met in (A) EP and (C) AddSent** (100 → 0%, PA 96–98%) at 2–6 points of CA; BadNet "
             "100 → 8% (floor 1.2%) at 4–9 points, the closest to both goals with the `FRSTrainer` victim.",
+            "**With the transplant test, (C) BadNet meets both goals**: CA 96% (undefended 96%, 87% without the "
+            "test), ASR 0% (8% without), PA 98% — on a dataset the test's settings (16 references, 0.9) were not "
+            "tuned on. The other BBC News FRS rows were measured without the test.",
             "Uniform deletion holds the ASR down only by abstaining (92% of triggered articles in (A) EP); ONION "
             "beats FRS on RIPPLe's nonsense words (0% at no CA cost, 26 s an article); masking breaks the RIPPLe "
             "victim (CA 28%).",
