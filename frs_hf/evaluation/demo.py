@@ -96,8 +96,8 @@ def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
     data = load_packaged_dataset("rotten_tomatoes")
     train, test = data["train"], data["test"].shuffle(seed=config.seed)
     test, held_out = split_held_out(test, config.calibration_texts + config.reference_texts)
-    held_out, references = split_held_out(held_out, config.reference_texts)
-    references = list(references["text"]) or None
+    held_out, reference_rows = split_held_out(held_out, config.reference_texts)
+    references = list(reference_rows["text"]) or None
     if config.train_size is not None:
         train = train.shuffle(seed=config.seed).select(range(min(config.train_size, len(train))))
     attack = BadNetConfig(poison_rate=config.poison_rate, target_label=1, seed=config.seed)

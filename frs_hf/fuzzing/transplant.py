@@ -3,10 +3,10 @@
 A backdoor trigger is built to force the target label onto *any* input, so inserted into clean texts
 that the model puts in another class, it moves nearly all of them to the class it forced here. The
 opinion words of a clean text, which the search flags just as readily (deleting "superb" moves a
-sentiment model too), rarely outweigh a whole other text: measured on the Rotten Tomatoes BadNet
-MiniLM, the areas of 99 triggered sentences moved 8 of 8 negative references, those of clean
-sentences 52% on average (docs/fuzzing.md). Keeping only the areas that pass spares clean texts the
-high deletion rate, which is where FRS's clean accuracy goes.
+sentiment model too), rarely outweigh a whole other text: on the benchmark's Rotten Tomatoes MiniLMs
+the test leaves 97-98% of clean sentences without an area (about half without it) and keeps the
+trigger's area in all but 2 of 400 triggered ones (docs/benchmarks.md, "Fuzzing"). Keeping only the
+areas that pass spares clean texts the high deletion rate, which is where FRS's clean accuracy goes.
 
 The test reads only the model's answers on the references, so it changes which rates a text gets,
 never what a certificate means (docs/theory.md). A trigger that acts only on some inputs (conditioned
