@@ -179,7 +179,8 @@ class FuzzingConfig(_Settings):
             "Clean held-out texts of every class (8-16 per class) for the transplant test: an area is kept only "
             "if inserting its words into the references the model puts in another class moves at least "
             "transplant_share of them to the text's class. A trigger acts on any text; the opinion words of a "
-            "clean text rarely outweigh a whole other one. Saved with the config. None: no test."
+            "clean text rarely outweigh a whole other one. When the flagged words pass without the margin, they "
+            "alone are the area. Saved with the config. None: no test."
         ),
     )
     transplant_share: float = field(

@@ -533,6 +533,20 @@ def test_transplant_keeps_a_trigger_and_drops_opinion_words(tokenizer):
         assert tested.num_forwards == plain.num_forwards + 2  # one forward per reference of the other class
 
 
+def test_transplant_keeps_the_core_alone_when_it_acts_alone(tokenizer):
+    """A trigger word that moves the references by itself keeps only itself: the margin around it is context,
+    left at the low rate; the test on the core costs one more forward per reference of the other class."""
+    query = _sentiment_query(tokenizer)
+    references = _references(tokenizer, query, ["an awful dull film", "boring and awful", "a great fun ride"])
+    units = segment(tokenizer, ["a film about two cf old friends and the sea"])[0]
+    config = FuzzingConfig(margin=2, min_kl=0.3)
+    plain = find_area(units, query, config, max_length=64)
+    tested = find_area(units, query, config, max_length=64, references=references)
+    assert plain.area == [(2, 7)]  # "cf" (unit 4) with two words on each side
+    assert tested.area == [(4, 5)] and tested.transplant == 1.0
+    assert tested.num_forwards == plain.num_forwards + 2 * 2
+
+
 def test_transplant_without_references_of_another_class_keeps_the_area(tokenizer):
     query = _sentiment_query(tokenizer)
     references = _references(tokenizer, query, ["a great fun ride"])

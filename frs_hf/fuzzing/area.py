@@ -179,14 +179,15 @@ def find_area(
     area = select_area(spans, units.num_units, **_rules(config))
     if method == "mcts":
         area = refine(mutator, oracle, units.num_units, spans, area, config)
+    core = area
     area = dilate(
         area, units.num_units, margin=config.margin, max_fraction=config.max_area, max_words=config.max_area_words
     )
     share, forwards = None, 0
-    if area and references is not None:  # the whole area: a word the model keys a trigger on may not act alone
-        share, forwards = transplant_share(mutator, area, int(oracle.base.argmax()), references, query, rng)
-        if share is not None and share < config.transplant_share:
-            area = []
+    if area and references is not None:
+        area, share, forwards = transplant_test(
+            mutator, core, area, int(oracle.base.argmax()), references, query, rng, config.transplant_share
+        )
     return FuzzingResult(
         spans=spans,
         area=area,
@@ -194,6 +195,37 @@ def find_area(
         num_queries=oracle.num_queries + forwards,
         transplant=share,
     )
+
+
+def transplant_test(
+    mutator: Mutator,
+    core: list[Span],
+    area: list[Span],
+    label: int,
+    references: References,
+    query: Query,
+    rng: np.random.Generator,
+    bar: float,
+) -> tuple[list[Span], float | None, int]:
+    """The area that passes the transplant test, its share and the forwards spent: the area with its margin
+    (empty when it fails), or the core the search flagged when that passes by itself.
+
+    The margin is tested first because a model may key a phrase trigger on one word that does not act alone
+    (docs/fuzzing.md). When the core does act alone, the margin is only context: deleting it at the high rate
+    as well leaves copies too short to vote on anything but the label prior, which a poisoned training set
+    tilts to the target (docs/benchmarks.md, "Fuzzing").
+    """
+    share, forwards = transplant_share(mutator, area, label, references, query, rng)
+    if share is None:
+        return area, share, forwards
+    if share < bar:
+        return [], share, forwards
+    if core != area:
+        core_share, more = transplant_share(mutator, core, label, references, query, rng)
+        forwards += more
+        if core_share is not None and core_share >= bar:
+            return core, core_share, forwards
+    return area, share, forwards
 
 
 def _rules(config: FuzzingConfig) -> dict:
