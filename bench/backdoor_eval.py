@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         "--fuzzing-partner-words",
         action=argparse.BooleanOptionalAction,
         default=FuzzingConfig.partner_words,
-        help="FRS fuzzing flags a half-ignored second trigger word (docs/fuzzing.md).",
+        help="FRS fuzzing flags a half-ignored second trigger word (docs/fuzzing.md; default: with --reference-texts).",
     )
     g.add_argument(
         "--fuzzing-min-kl",
@@ -388,11 +388,12 @@ def main(argv: list[str] | None = None) -> None:
     report.metadata["total_seconds"] = round(total, 1)
     undefended = m["undefended"]
     frs_info = m.get("frs_info")
+    partners = "auto" if args.fuzzing_partner_words is None else args.fuzzing_partner_words
     print(
         f"\nScenario {args.scenario}, {args.dataset}, {args.attack} (target label {config.target_label}); "
         f"{len(clean_texts)} clean + {len(triggered_texts)} triggered test texts; smoothing n={args.n}, "
         f"n0={args.n0}, alpha={args.alpha}, FRS omega {args.omega_low}/{args.omega_high} "
-        f"(fuzzing budget {args.fuzzing_budget}, partner words {args.fuzzing_partner_words}, "
+        f"(fuzzing budget {args.fuzzing_budget}, partner words {partners}, "
         f"floor {args.fuzzing_min_kl:g}"
         + (f", transplant test on {args.reference_texts} references" if args.reference_texts else "")
         + "), uniform deletion "

@@ -66,7 +66,7 @@ VARIANTS = {
     "mcts-partners": {"partner_words": True},
     "mcts-calibrated": {},  # min_kl from calibrate_fuzzing (run())
     "mcts-partners-calibrated": {"partner_words": True},  # the same floor
-    "mcts-transplant": {},  # reference_texts from run(): the transplant test
+    "mcts-transplant": {"partner_words": False},  # reference_texts from run(): the transplant test
     "mcts-partners-transplant": {"partner_words": True},
     "occlusion": {"method": "occlusion"},
     "random": {"method": "random"},

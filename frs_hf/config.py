@@ -157,13 +157,13 @@ class FuzzingConfig(_Settings):
             "the opinion words of a clean text add up."
         ),
     )
-    partner_words: bool = field(
-        default=False,
+    partner_words: bool | None = field(
+        default=None,
         metadata=_help(
             "When deleting a shrunk set's dominant words alone leaves part of its move undone, also flag each "
             "other word of the set whose deletion with them completes the move: a second trigger word the model "
             "half-ignores. Raises BadNet capture; costs clean accuracy unless the transplant test "
-            "(reference_texts) is on (docs/fuzzing.md)."
+            "(reference_texts) is on (docs/fuzzing.md). None: on with the transplant test, off without it."
         ),
     )
     margin: int = field(

@@ -444,7 +444,10 @@ def test_partner_of_a_dominant_word(tokenizer, weak_alone):
     result = find_area(units, query, FuzzingConfig(margin=0, partner_words=True), max_length=64)
     assert [u for a, b in result.area for u in range(a, b)] == expected
     default = find_area(units, query, FuzzingConfig(margin=0), max_length=64)
-    assert [u for a, b in default.area for u in range(a, b)] == [0]  # partner words are opt-in
+    assert [u for a, b in default.area for u in range(a, b)] == [0]  # off without the transplant test
+    references = _references(tokenizer, query, ["an awful dull film", "boring and awful"])
+    tested = find_area(units, query, FuzzingConfig(margin=0), max_length=64, references=references)
+    assert [u for a, b in tested.area for u in range(a, b)] == expected  # on with it
 
 
 def test_a_partner_completes_the_move_alone(tokenizer):

@@ -153,6 +153,8 @@ def find_area(
             stacklevel=2,
         )
         config = config.replace(**{names.get(k, k): v for k, v in settings.items()})
+    if config.partner_words is None:  # partner words cost clean accuracy only where the test is off
+        config = config.replace(partner_words=references is not None)
     method, budget = config.method, config.budget
     if budget < 2 and method != "occlusion":
         raise ValueError(f"A fuzzing budget of {budget} leaves no forward for the search (the original uses one).")
