@@ -366,13 +366,13 @@ SECTIONS = [
         [Table(["demo.json"], backdoor_report)],
         [
             "The backdoor works on the undefended model every time and uniform deletion barely dents it. FRS takes "
-            "the attack success rate from 100% to 34% — its floor, the smoothed classifier's own error on clean "
-            "negative sentences, is 25.5% — and gives 59% of the triggered sentences their true label back, for 4 "
+            "the attack success rate from 100% to 23% — its floor, the smoothed classifier's own error on clean "
+            "negative sentences, is 23.5% — and gives 73% of the triggered sentences their true label back, for 3 "
             "points of clean accuracy. The demo holds out 16 test sentences as the references of the transplant "
-            "test; without it (`--reference-texts 0`) the areas on clean sentences' opinion words stay and cost 7 "
-            "points (CA 77%, the same ASR). At these defaults every edit-anywhere radius is 0; what FRS certifies "
-            "is the removal of flagged words (area certified accuracy 4% at r ≥ 1: few clean sentences keep an "
-            "area).",
+            "test (with partner words, on by default with it); without it (`--reference-texts 0`) the areas on "
+            "clean sentences' opinion words stay and cost 7 points (CA 77%, ASR 34%). At these defaults every "
+            "edit-anywhere radius is 0; what FRS certifies is the removal of flagged words (area certified accuracy "
+            "5% at r ≥ 1: few clean sentences keep an area).",
         ],
     ),
     Section(
@@ -684,8 +684,9 @@ SECTIONS = [
             Table(
                 ["fuzzing-transplant.json"],
                 caption="**The transplant test** (docs/fuzzing.md): `mcts-transplant` keeps an area only if inserting "
-                "it moves at least 90% of the 16 held-out reference sentences of the other class; "
-                "`mcts-partners-transplant` adds partner words:",
+                "it moves at least 90% of the 16 held-out reference sentences of the other class (and only the flagged "
+                "words when they pass without the margin), without partner words; `mcts-partners-transplant` with "
+                "them:",
             ),
             Table(
                 ["fuzzing-imdb.json"],
@@ -711,10 +712,15 @@ SECTIONS = [
             "70% at 128 (`FuzzingConfig(budget=128)`), occlusion 20% with 156.",
             "**The transplant test empties the clean sentences' areas and keeps the triggers'**: clean sentences "
             "without an area 53% → 97% (BadNet model) and 48% → 98% (AddSent), the mean share of their words in "
-            "the area 18.9% → 1.2% and 20.4% → 0.8%, for 1 point of BadNet capture (92.0 → 91.0%; 2 areas that "
-            "held the trigger failed the test) and none of AddSent's (93.0%). With partner words (no longer a "
-            "cost on clean sentences) BadNet capture is 93.0%. The test adds one forward per reference of the other "
-            "class (about 8 here) on each text with an area: 45.4 → 51.2 forwards per BadNet text.",
+            "the area 18.9% → 1.2% and 20.4% → 0.8%. BadNet capture 92.0 → 90.0% (2 areas that held the trigger "
+            "failed the test; 2 more kept the flagged words alone, without a trigger word the margin held), 92.0% "
+            "with partner words (on by default with the test). Capture counts areas that hold *every* trigger word: "
+            "the AddSent model's flagged words (mostly the one it keys the sentence on) move the references by "
+            "themselves, so the area is those words and the rest of the sentence stays at the low rate (18.5% of "
+            "the areas hold all five words); through the pipeline that disarms the trigger (ASR 15% under a floor "
+            "of 19.6%, PA 80%; backdoor tables). The test adds one forward per reference of the other class (about "
+            "8 here) on each text with an area, twice when the margin is tested apart: 45.4 → 54.9 forwards per "
+            "BadNet text.",
         ],
     ),
     Section(
@@ -848,18 +854,19 @@ SECTIONS += [
             ("**(C) AddSent**:", "backdoor_eval-C-rotten_tomatoes-addsent.json"),
             (
                 "**(C) BadNet with the transplant test** (`--reference-texts 16`: FRS keeps an area only if it moves "
-                "16 of STRIP's clean training sentences as a trigger would; docs/fuzzing.md) over three model seeds, "
-                "merged by `frs-hf merge-reports`:",
-                "backdoor_eval-C-rotten_tomatoes-badnet-transplant.json",
-                backdoor_report,
-            ),
-            (
-                "The same with partner words (`--fuzzing-partner-words`):",
+                "16 of STRIP's clean training sentences as a trigger would, and then only the flagged words when "
+                "they do so without the margin; partner words, on by default with the test; docs/fuzzing.md) over "
+                "three model seeds, merged by `frs-hf merge-reports`:",
                 "backdoor_eval-C-rotten_tomatoes-badnet-transplant-partners.json",
                 backdoor_report,
             ),
             (
-                "**(C) AddSent with the transplant test** (undefended: CA 81%, ASR 99%):",
+                "The same without partner words (`--no-fuzzing-partner-words`):",
+                "backdoor_eval-C-rotten_tomatoes-badnet-transplant.json",
+                backdoor_report,
+            ),
+            (
+                "**(C) AddSent with the transplant test** and partner words (undefended: CA 81%, ASR 99%):",
                 "backdoor_eval-C-rotten_tomatoes-addsent-transplant.json",
                 backdoor_report,
             ),
@@ -884,14 +891,15 @@ SECTIONS += [
             "the smoothed classifier's error on clean negatives is what is left; without the transplant test CA falls "
             "5–19 points (the area holds opinion words). Uniform deletion at equal CA leaves 87–90%; STRIP's low ASR "
             "is rejections.",
-            "**With the transplant test the area leaves clean sentences alone**: (C) BadNet over three model seeds "
-            "CA 75.7% against 79.7% undefended (63.3% without the test), ASR 23.0% at a floor of 23.4%; (C) AddSent "
-            "CA 79% against 81% (63% without), ASR 18% at a floor of 19.6%. The ASR does not move: the areas of "
-            "triggered sentences pass the test. The CA and ASR goals are met together on AddSent only (BadNet: 4 "
-            "points of CA, most of it on model seed 2), and the ≤ 10% ASR goal nowhere: the floor, the poisoned "
-            "model's own error on clean negatives, is 20–25%. Partner words, which cost 1–3 points of CA without "
-            "the test, cost none with it (CA 75.7% again) and take BadNet's ASR to 19.0%, below its floor. The (A) "
-            "and (B) FRS rows were measured without the test.",
+            "**With the transplant test the area leaves clean sentences alone and the trigger goes**: (C) BadNet "
+            "over three model seeds CA 75.7% against 79.7% undefended (63.3% without the test), ASR **7.3%** "
+            "under a floor of 23.4%, PA 88.0% (without partner words: ASR 15.3%, PA 80.0%, the same CA); (C) "
+            "AddSent CA 79% against 81% (63% without), ASR 17% under a floor of 19.6%. The ≤ 10% ASR goal is met "
+            "on BadNet (C), the CA goal on AddSent (BadNet: 4 points, most of them on model seed 2). The ASR can fall "
+            "below the floor, the poisoned model's own error on clean negatives: our reading (not traced) is that "
+            "a triggered sentence's area, deleted at the high rate, can hold positive words beside the trigger, "
+            "which the clean sentence keeps. The (A) and (B) FRS "
+            "rows were measured without the test.",
             "ω_low = 0.2 costs 6 points of CA against 0.1 for nothing measurable; partner words cost 1–3 points of "
             "CA for 1–6 of BadNet ASR, hence opt-in. `FRSTrainer` buys back 3–6 points of CA in (B); the model "
             "draw is the larger spread.",
@@ -907,7 +915,8 @@ SECTIONS += [
         [
             ("**(C) BadNet**:", "backdoor_eval-C-bbc_news-badnet.json"),
             (
-                "**(C) BadNet with the transplant test** (16 of STRIP's clean training articles as references):",
+                "**(C) BadNet with the transplant test** (16 of STRIP's clean training articles as references; partner "
+                "words on, as by default with the test):",
                 "backdoor_eval-C-bbc_news-badnet-transplant.json",
                 backdoor_report,
             ),
@@ -920,7 +929,7 @@ SECTIONS += [
             "**The ASR goal is met in (A) EP and (C) AddSent** (100 → 0%, PA 96–98%) at 2–6 points of CA; BadNet "
             "100 → 8% (floor 1.2%) at 4–9 points, the closest to both goals with the `FRSTrainer` victim.",
             "**With the transplant test, (C) BadNet meets both goals**: CA 96% (undefended 96%, 87% without the "
-            "test), ASR 0% (8% without), PA 98% — on a dataset the test's settings (16 references, 0.9) were not "
+            "test), ASR 0% (8% without), PA 97% — on a dataset the test's settings (16 references, 0.9) were not "
             "tuned on. The other BBC News FRS rows were measured without the test.",
             "Uniform deletion holds the ASR down only by abstaining (92% of triggered articles in (A) EP); ONION "
             "beats FRS on RIPPLe's nonsense words (0% at no CA cost, 26 s an article); masking breaks the RIPPLe "

@@ -22,7 +22,7 @@ from .calibrate import calibrate_min_kl
 from .queries import Query, kl_divergence, memoize, original_sequence
 from .search import mcts_search, occlusion_search, random_search
 from .shrink import dominant_words, reduce_deletion_set, restore_chunks
-from .transplant import References, transplant_share
+from .transplant import References, transplant_share, transplant_test
 
 __all__ = [
     "FuzzingResult",
@@ -44,4 +44,5 @@ __all__ = [
     "restore_chunks",
     "select_area",
     "transplant_share",
+    "transplant_test",
 ]

@@ -19,7 +19,7 @@ from ..utils import Stream, derive_seed
 from .queries import Mutator, Oracle, Query
 from .search import mcts_search, occlusion_search, random_search
 from .shrink import dominant_words, reduce_deletion_set, restore_chunks, with_partners
-from .transplant import References, transplant_share
+from .transplant import References, transplant_test
 
 # Forwards that shrinking a deletion set leaves for testing the words it keeps (a trigger is 1-3 words).
 _TEST_RESERVE = 4
@@ -197,37 +197,6 @@ def find_area(
         num_queries=oracle.num_queries + forwards,
         transplant=share,
     )
-
-
-def transplant_test(
-    mutator: Mutator,
-    core: list[Span],
-    area: list[Span],
-    label: int,
-    references: References,
-    query: Query,
-    rng: np.random.Generator,
-    bar: float,
-) -> tuple[list[Span], float | None, int]:
-    """The area that passes the transplant test, its share and the forwards spent: the area with its margin
-    (empty when it fails), or the core the search flagged when that passes by itself.
-
-    The margin is tested first because a model may key a phrase trigger on one word that does not act alone
-    (docs/fuzzing.md). When the core does act alone, the margin is only context: deleting it at the high rate
-    as well leaves copies too short to vote on anything but the label prior, which a poisoned training set
-    tilts to the target (docs/benchmarks.md, "Fuzzing").
-    """
-    share, forwards = transplant_share(mutator, area, label, references, query, rng)
-    if share is None:
-        return area, share, forwards
-    if share < bar:
-        return [], share, forwards
-    if core != area:
-        core_share, more = transplant_share(mutator, core, label, references, query, rng)
-        forwards += more
-        if core_share is not None and core_share >= bar:
-            return core, core_share, forwards
-    return area, share, forwards
 
 
 def _rules(config: FuzzingConfig) -> dict:

@@ -58,3 +58,34 @@ def transplant_share(
     block = [mutator.pieces[u] for start, end in area for u in range(start, end)]
     moved = query([host.insert(block, rng) for host in hosts]).argmax(-1) == label
     return float(moved.mean()), len(hosts)
+
+
+def transplant_test(
+    mutator: Mutator,
+    core: list[Span],
+    area: list[Span],
+    label: int,
+    references: References,
+    query: Query,
+    rng: np.random.Generator,
+    bar: float,
+) -> tuple[list[Span], float | None, int]:
+    """The area that passes the transplant test, its share and the forwards spent: the area with its margin
+    (empty when it fails), or the core the search flagged when that passes by itself.
+
+    The margin is tested first because a model may key a phrase trigger on one word that does not act alone
+    (docs/fuzzing.md). When the core does act alone, the margin is only context: deleting it at the high rate
+    as well leaves copies too short to vote on anything but the label prior, which a poisoned training set
+    tilts to the target (docs/benchmarks.md, "Backdoor evaluation tables").
+    """
+    share, forwards = transplant_share(mutator, area, label, references, query, rng)
+    if share is None:
+        return area, share, forwards
+    if share < bar:
+        return [], share, forwards
+    if core != area:
+        core_share, more = transplant_share(mutator, core, label, references, query, rng)
+        forwards += more
+        if core_share is not None and core_share >= bar:
+            return core, core_share, forwards
+    return area, share, forwards
