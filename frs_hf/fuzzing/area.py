@@ -140,8 +140,8 @@ def find_area(
 
     ``config.budget`` bounds the model forwards of the search (the original text counts as one) for 'mcts' and
     'random'; 'occlusion' always spends one forward per word. With ``references``, an area found must pass the
-    transplant test (:func:`~frs_hf.fuzzing.transplant.transplant_share` at least ``config.transplant_share``),
-    one more forward per reference of another class. Deterministic for ``(seed, index)``. Keyword settings
+    transplant test (:func:`~frs_hf.fuzzing.transplant.transplant_test`), one or two more forwards per reference
+    of another class, and partner words default to on. Deterministic for ``(seed, index)``. Keyword settings
     (``budget=32``, ``max_fraction=0.3``: the signature before ``FuzzingConfig``) still work, with a warning.
     """
     config = config or FuzzingConfig()
