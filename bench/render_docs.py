@@ -901,7 +901,8 @@ SECTIONS += [
             "which the clean sentence keeps. The (A) and (B) FRS "
             "rows were measured without the test.",
             "ω_low = 0.2 costs 6 points of CA against 0.1 for nothing measurable; partner words cost 1–3 points of "
-            "CA for 1–6 of BadNet ASR, hence opt-in. `FRSTrainer` buys back 3–6 points of CA in (B); the model "
+            "CA for 1–6 of BadNet ASR without the transplant test, hence off without it. `FRSTrainer` buys back 3–6 "
+            "points of CA in (B); the model "
             "draw is the larger spread.",
         ],
     ),
