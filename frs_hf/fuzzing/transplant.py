@@ -79,13 +79,13 @@ def transplant_test(
     tilts to the target (docs/benchmarks.md, "Backdoor evaluation tables").
     """
     share, forwards = transplant_share(mutator, area, label, references, query, rng)
-    if share is None:
+    if share is None:  # no reference of another class: nothing to test on, for the core either
         return area, share, forwards
     if share < bar:
         return [], share, forwards
     if core != area:
         core_share, more = transplant_share(mutator, core, label, references, query, rng)
         forwards += more
-        if core_share is not None and core_share >= bar:
+        if core_share >= bar:
             return core, core_share, forwards
     return area, share, forwards
