@@ -20,5 +20,8 @@ def test_quickstart_runs(tmp_path, capsys):
         os.chdir(cwd)
     assert (tmp_path / "smoothed-minilm" / "frs_config.json").exists()
     label, p_lower, radius, area_radius, spans = capsys.readouterr().out.split(" ", 4)
-    assert label in ("LABEL_0", "LABEL_1") and int(area_radius) <= 2
+    if label == "None":  # the packaged head is untrained and draws are fresh: about 1 run in 15 abstains
+        assert radius == area_radius == "None"
+    else:
+        assert label in ("LABEL_0", "LABEL_1") and int(area_radius) <= 2
     assert spans.strip() == "[(14, 16, 'cf'), (37, 39, 'cf')]"
