@@ -106,6 +106,15 @@ class FRSTrainingArguments(TrainingArguments):
             "to the target label at high deletion rates. Single-label classification only."
         ),
     )
+    frs_reference_texts: int = field(
+        default=16,
+        metadata=_help(
+            "With fuzzing on in frs_config and no reference_texts there: keep this many texts drawn from "
+            "eval_dataset (else train_dataset) as its fuzzing_config.reference_texts, the transplant test's "
+            "references, which the saved model then carries (docs/fuzzing.md). They are saved in frs_config.json "
+            "and named in the model card, so they are published with the model; 0 keeps none."
+        ),
+    )
     frs_copies: int = field(
         default=1,
         metadata=_help(
@@ -195,7 +204,7 @@ class FRSTrainingArguments(TrainingArguments):
             raise ValueError("FRSTrainingArguments.frs_consistency needs frs_copies >= 2 (copies to compare).")
         if self.frs_update_noise > 0 and self.frs_update_clip == 0:
             raise ValueError("FRSTrainingArguments.frs_update_noise needs frs_update_clip > 0 (the noise scale).")
-        for name in ("frs_eval_n", "frs_eval_max_examples"):
+        for name in ("frs_eval_n", "frs_eval_max_examples", "frs_reference_texts"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"FRSTrainingArguments.{name} must be an integer >= 0, got {getattr(self, name)!r}.")
         if self.frs_config is not None and not isinstance(self.frs_config, dict):
@@ -284,6 +293,7 @@ class FRSTrainer(Trainer):
                 "FRSTrainer randomizes texts by words and needs the tokenizer: pass processing_class=tokenizer "
                 "(or set frs_randomize=False)."
             )
+        self._keep_reference_texts()
         noise = self.frs_config.weight_noise_config
         self._weight_noise = WeightNoise(
             self.model,
@@ -358,6 +368,29 @@ class FRSTrainer(Trainer):
                 "classifier drifts to the most frequent label -- which data poisoning makes the attacker's target. "
                 "frs_balance_labels=True weighs every label the same (docs/theory.md, 'Choosing omega_low')."
             )
+
+    def _keep_reference_texts(self) -> None:
+        """With fuzzing on and no references, keep ``frs_reference_texts`` texts of the eval set (else the training
+        set) as the transplant test's references: without them the search's areas on clean texts' opinion words
+        stay, and cost clean accuracy at every certification of the saved model (docs/fuzzing.md)."""
+        count, config = self.args.frs_reference_texts, self.frs_config
+        if not (count and config.fuzzing and config.fuzzing_config.reference_texts is None):
+            return
+        for name in ("eval_dataset", "train_dataset"):
+            dataset = getattr(self, name)
+            if not hasattr(dataset, "shuffle"):  # a dict of eval sets, an iterable dataset, none at all
+                continue
+            seed = derive_seed(self.args.seed, Stream.TRAIN_REFERENCES) % 2**32
+            texts, _ = self._texts_and_labels(dataset.shuffle(seed=seed), limit=count)
+            texts = [text for text in texts or () if text.strip()]
+            if texts:
+                self.frs_config = config.replace(fuzzing_config={"reference_texts": texts})
+                logger.warning(
+                    f"FRSTrainer keeps {len(texts)} texts of the {name.split('_')[0]} set as fuzzing reference_texts "
+                    "(the transplant test's): they are saved in frs_config.json and named in the model card. "
+                    "frs_reference_texts=0 keeps none."
+                )
+                return
 
     def _next_key(self) -> int:
         step, count = self._micro_step

@@ -26,6 +26,7 @@ class Stream(IntEnum):
     TRAIN_TEXT = 11  # training: the randomized copies of each step
     TRAIN_WEIGHT_NOISE = 12  # training: the weight noise of each step
     TRAIN_UPDATE_NOISE = 13  # training: the noise added to clipped updates
+    TRAIN_REFERENCES = 14  # training: which texts are kept as the transplant test's references
 
 
 SHARED = -1  # the "index" of streams shared by every example (example indices are >= 0)

@@ -400,6 +400,36 @@ def test_save_smoothed_model_round_trip(tokenizer, data, tmp_path):
     assert loaded.certify("a gripping film", n0=20, n=100, sequential=False).num_copies == 120
 
 
+def test_fuzzing_checkpoints_carry_reference_texts_from_the_eval_set(tokenizer, data, tmp_path, caplog):
+    """With fuzzing on, the saved config holds the transplant test's references (decoded eval texts, drawn
+    reproducibly); a config's own references, fuzzing off, frs_reference_texts=0 or no dataset keep none."""
+    fuzzing = FRSConfig(fuzzing=True)
+    with caplog.at_level("WARNING", logger="frs_hf.trainer"):
+        trainer = make_trainer(tokenizer, data, arguments(tmp_path, frs_config=fuzzing, frs_reference_texts=5))
+    references = trainer.frs_config.fuzzing_config.reference_texts
+    evaluated = tokenizer.batch_decode(list(data["eval"]["input_ids"]), skip_special_tokens=True)
+    assert len(references) == 5 == len(set(references)) and set(references) <= set(evaluated)
+    assert references != evaluated[:5]  # drawn, not the first rows
+    assert "keeps 5 texts of the eval set" in caplog.text and "frs_reference_texts=0" in caplog.text
+    trainer.save_model(str(tmp_path / "saved"))
+    saved = FRSConfig.from_pretrained(tmp_path / "saved")
+    assert saved.fuzzing_config.reference_texts == references
+    again = make_trainer(tokenizer, data, arguments(tmp_path, frs_config=fuzzing, frs_reference_texts=5))
+    assert again.frs_config == trainer.frs_config
+    no_eval = make_trainer(tokenizer, data | {"eval": None}, arguments(tmp_path, frs_config=fuzzing))
+    trained_on = set(tokenizer.batch_decode(list(data["train"]["input_ids"]), skip_special_tokens=True))
+    assert len(no_eval.frs_config.fuzzing_config.reference_texts) == 16
+    assert set(no_eval.frs_config.fuzzing_config.reference_texts) <= trained_on
+    own = fuzzing.replace(fuzzing_config={"reference_texts": ["a fine film", "a dull film"]})
+    for settings in (
+        {"frs_config": own},
+        {"frs_config": FRSConfig()},
+        {"frs_config": fuzzing, "frs_reference_texts": 0},
+    ):
+        kept = make_trainer(tokenizer, data, arguments(tmp_path, **settings)).frs_config.fuzzing_config.reference_texts
+        assert kept == settings["frs_config"].fuzzing_config.reference_texts
+
+
 def test_lora_trains_only_adapters_and_saves_an_adapter(tokenizer, data, tmp_path):
     from peft import LoraConfig
 
@@ -466,6 +496,7 @@ def test_bf16_mixed_precision_trains(tokenizer, data, tmp_path):
         ({"frs_clean_fraction": 1.5}, "frs_clean_fraction"),
         ({"frs_clean_fraction": -0.5}, "frs_clean_fraction"),
         ({"frs_eval_n": -1}, "frs_eval_n"),
+        ({"frs_reference_texts": -2}, "frs_reference_texts"),
         ({"frs_config": {"n0": 5, "n": 2, "sequential": False}}, "n0"),
     ],
 )
