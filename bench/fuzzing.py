@@ -8,6 +8,9 @@ texts of the non-target class:
   because of the trigger; where it does not, removing the trigger changes nothing and no search
   can see it), and over the texts where the trigger *matters*: deleting it moves the model's
   output by at least ``fuzzing_min_kl`` (the floor below which the area rule flags nothing);
+- disarmed: over the flipped texts, deleting the area (every word of it, one extra forward outside the budget)
+  gives the plain model's answer on the clean text back -- what the area is for, whether or not it holds every
+  trigger word (the transplant test keeps only the words that act, e.g. "3D" of an inserted sentence);
 - why the misses miss (``miss_cause``): the trigger moves the output less than the floor, the
   words missed are inert once the flagged ones are deleted, or the search failed;
 - forwards per input (mean / max), the original text included;
@@ -110,6 +113,7 @@ class Measured:
     (and the subsets it is reported over); the misses' causes; forwards; clean texts' area fractions."""
 
     captured: np.ndarray
+    disarmed: np.ndarray
     flipped: np.ndarray
     matters: np.ndarray
     misses: list[str]
@@ -122,7 +126,7 @@ class Measured:
     def pool(cls, draws: Sequence[Measured]) -> Measured:
         """All draws' texts as one sample (the clean texts repeat across draws, searched anew)."""
         return cls(
-            *(np.concatenate([getattr(d, k) for d in draws]) for k in ("captured", "flipped", "matters")),
+            *(np.concatenate([getattr(d, k) for d in draws]) for k in ("captured", "disarmed", "flipped", "matters")),
             *(sum((getattr(d, k) for d in draws), []) for k in ("misses", "forwards", "fractions", "words")),
             seconds=sum(d.seconds for d in draws),
         )
@@ -135,6 +139,7 @@ class Measured:
             "capture (all)": f"{self.captured.mean():.3f} [{lo:.3f}, {hi:.3f}]",
             "capture (flipped)": f"{self.captured[self.flipped].mean():.3f} ({self.flipped.sum()})",
             "capture (trigger matters)": f"{self.captured[self.matters].mean():.3f} ({self.matters.sum()})",
+            "disarmed (flipped)": f"{self.disarmed[self.flipped].mean():.3f}",
             "misses: " + " / ".join(MISS_CAUSES): " / ".join(str(self.misses.count(c)) for c in MISS_CAUSES),
             "forwards mean / max": f"{np.mean(self.forwards):.1f} / {max(self.forwards)}",
             "clean area median / mean": f"{np.median(fractions):.3f} / {fractions.mean():.3f}",
@@ -170,6 +175,7 @@ def run(
     trig_probs = class_probabilities(model, tokenizer, list(triggered["text"]), max_length=max_length)
     target = attack_config.target_label
     flipped = (clean_probs.argmax(-1) != target) & (trig_probs.argmax(-1) == target)
+    clean_answers = clean_probs.argmax(-1)
 
     smoothed = SmoothedModelForSequenceClassification.from_model(
         model,
@@ -200,11 +206,14 @@ def run(
             fuzzing_config=VARIANTS[variant] | test_on
         )
         start = time.perf_counter()
-        captured, forwards, fractions, misses = [], [], [], []
+        captured, disarmed, forwards, fractions, misses = [], [], [], [], []
+        query = smoothed.fuzzing_query(config)
         for i, (units, positions) in enumerate(zip(triggered_units, triggered["trigger_positions"], strict=True)):
             found = smoothed.find_area(units, config, index=i)
             inside = area_mask(found.area, units.num_units)
             captured.append(bool(inside[positions].all()))
+            without_area = query([original_sequence(units, max_length, np.flatnonzero(inside))])[0]
+            disarmed.append(int(without_area.argmax()) == int(clean_answers[i]))
             forwards.append(found.num_forwards)
             if not captured[-1] and found.transplant is not None and not found.area:
                 misses.append("test")
@@ -216,6 +225,7 @@ def run(
             fractions.append(sum(b - a for a, b in found.area) / units.num_units)
         measured = Measured(
             np.array(captured),
+            np.array(disarmed),
             flipped,
             matters,
             misses,
