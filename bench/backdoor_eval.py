@@ -59,12 +59,13 @@ DEFAULT_CACHE_ROOT = backdoor.DEFAULT_CACHE_DIR.parent  # cache/: backdoor/, che
 SCENARIO_ATTACKS = {"A": ("ep", "ripple"), "B": ("badnet", "addsent"), "C": ("badnet", "addsent", "ep", "ripple")}
 PLAIN_FRS = "frs (plain-trained)"  # row name; "frs-plain-trained" in --defenses
 BASELINES = ("none", "uniform-deletion", "uniform-masking", "strip", "onion")
-# FRSTrainer settings offered as --frs-* flags (the scalar ones; evaluation during training stays off).
+# FRSTrainer settings offered as --frs-* flags (the scalar ones; evaluation during training stays off, and the
+# references the trainer would keep are --reference-texts here, given to every FRS row alike).
 FRS_TRAIN_FIELDS = {
     f.name: f
     for f in dataclasses.fields(FRSTrainingArguments)
     if f.name.startswith("frs_")
-    and f.name not in ("frs_eval_n", "frs_eval_max_examples", "frs_config", *FLAT_TRAINING)
+    and f.name not in ("frs_eval_n", "frs_eval_max_examples", "frs_reference_texts", "frs_config", *FLAT_TRAINING)
     and f.type in ("bool", "int", "float")
 }
 
