@@ -16,7 +16,7 @@ def test_fast_demo_writes_the_report_and_both_models(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--fast", "--calibration-texts", "8", "--output-dir", str(out)]) == 0
     printed = capsys.readouterr().out
-    rows = ["undefended", "FRS-trained, no smoothing", "uniform deletion 0.5", "FRS"]
+    rows = ["undefended", "FRS-trained, no smoothing", "uniform deletion 0.2", "FRS"]
     for row in rows:
         assert f"| {row} |" in printed
     assert "Demo finished in" in printed
@@ -47,6 +47,8 @@ def test_demo_config_validates():
     with pytest.raises(ValueError, match="reference_texts"):
         DemoConfig(reference_texts=-1)
     assert DemoConfig(fast=True).n == 20
+    # uniform deletion defaults to FRS's own omega_low: FRS without its fuzzed area, at about the same CA
+    assert DemoConfig(omega_low=0.1).uniform_rate == 0.1 and DemoConfig(uniform_rate=0.5).uniform_rate == 0.5
 
 
 def test_held_out_sentences_come_from_the_end(rotten_tomatoes):

@@ -64,13 +64,21 @@ class DemoConfig:
     alpha: float = field(default=0.05, metadata={"help": "Significance level of the smoothing defenses."})
     omega_low: float = field(default=0.2, metadata={"help": "FRS deletion rate outside the fuzzed area."})
     omega_high: float = field(default=0.95, metadata={"help": "FRS deletion rate inside the fuzzed area."})
-    uniform_rate: float = field(default=0.5, metadata={"help": "Deletion rate of the uniform smoothing baseline."})
+    uniform_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Deletion rate of the uniform smoothing baseline (default: omega_low, i.e. FRS without its fuzzed "
+            "area, at about FRS's clean accuracy)."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the poisoning, training and smoothing."})
     fast: bool = field(
         default=False, metadata={"help": "Tiny smoke run (256 training and 16 test sentences, n=20): seconds."}
     )
 
     def __post_init__(self) -> None:
+        if self.uniform_rate is None:
+            self.uniform_rate = self.omega_low
         if self.fast:
             self.train_size, self.num_test, self.n = 256, 16, 20
         if self.num_test < 1:
