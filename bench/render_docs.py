@@ -332,10 +332,11 @@ Every defense gets the same test texts and n = 200, n0 = 20, α = 0.05: FRS at �
 area and 0.95 inside it (MCTS, budget 64, floor 1 nat), uniform deletion and masking at 0.5, STRIP at 5% false
 rejections, ONION with SmolLM2-135M. Columns as in `frs-hf evaluate` (docs/evaluation.md); the ASR floor is the
 ASR on clean non-target texts, PA the triggered texts given their true label, – not measured or not
-applicable. A table may join several runs on the same model and texts. The FRS rows of the Rotten Tomatoes (C)
-BadNet, FRS settings and (C) AddSent tables and of IMDB (C) BadNet use the current fuzzer, the others an earlier
-one (1–2 points more CA on Rotten Tomatoes, less capture on IMDB). The goals: FRS's ASR ≤ 5% with CA within 1
-point of undefended, and FRS ahead of uniform smoothing.
+applicable. A table may join several runs on the same model and texts. Tables "with the transplant test" give FRS
+16 clean training texts as references (`--reference-texts 16`; partner words on with them). The FRS rows of the
+Rotten Tomatoes tables and of IMDB (C) BadNet use the current fuzzer, those of the other BBC News and IMDB tables
+an earlier one (less capture on IMDB). The goals: FRS's ASR ≤ 5% with CA within 1 point of undefended, and FRS
+ahead of uniform smoothing.
 """
 
 
@@ -363,9 +364,17 @@ SECTIONS = [
         fuzzed area deleted at 0.95, `omega_low = 0.2` elsewhere, 16 other test sentences as the transplant test's
         references). The README's table.
         """,
-        [Table(["demo.json"], backdoor_report)],
         [
-            "The backdoor works on the undefended model every time and uniform deletion barely dents it. FRS takes "
+            Table(["demo.json"], backdoor_report),
+            Table(
+                ["demo-omega_low-0.1.json"],
+                backdoor_report,
+                caption="The same with `FRSTrainer` trained and FRS smoothed at `omega_low = 0.1`:",
+            ),
+        ],
+        [
+            "The backdoor works on the undefended model every time, and uniform deletion at FRS's own `omega_low` "
+            "(FRS without its fuzzed area: 82% CA against FRS's 81%) leaves it at 100%. FRS takes "
             "the attack success rate from 100% to 23% — its floor, the smoothed classifier's own error on clean "
             "negative sentences, is 23.5% — and gives 73% of the triggered sentences their true label back, for 3 "
             "points of clean accuracy. The demo holds out 16 test sentences as the references of the transplant "
@@ -373,6 +382,10 @@ SECTIONS = [
             "clean sentences' opinion words stay and cost 7 points (CA 77%, ASR 34%). At these defaults every "
             "edit-anywhere radius is 0; what FRS certifies is the removal of flagged words (area certified accuracy "
             "5% at r ≥ 1: few clean sentences keep an area).",
+            "At `omega_low = 0.1` for training and smoothing (second table; one run, on a machine shared with one "
+            "other job, which changes the seconds, not the table) FRS's CA is 78% and its ASR 21% (floor 25.5%): no "
+            "gain over 0.2 on this model, where the inference-only (C) models of the backdoor tables gain 3 points of "
+            "CA at 0.1 for the same ASR. One run of 100 sentences moves CA by about ±4 points either way.",
         ],
     ),
     Section(
@@ -686,7 +699,8 @@ SECTIONS = [
                 caption="**The transplant test** (docs/fuzzing.md): `mcts-transplant` keeps an area only if inserting "
                 "it moves at least 90% of the 16 held-out reference sentences of the other class (and only the flagged "
                 "words when they pass without the margin), without partner words; `mcts-partners-transplant` with "
-                "them:",
+                "them. Disarmed: over the flipped texts, deleting the whole area gives back the plain model's answer "
+                "on the clean text (one more forward per text, outside the budget):",
             ),
             Table(
                 ["fuzzing-imdb.json"],
@@ -717,8 +731,11 @@ SECTIONS = [
             "with partner words (on by default with the test). Capture counts areas that hold *every* trigger word: "
             "the AddSent model's flagged words (mostly the one it keys the sentence on) move the references by "
             "themselves, so the area is those words and the rest of the sentence stays at the low rate (18.5% of "
-            "the areas hold all five words); through the pipeline that disarms the trigger (ASR 15% under a floor "
-            "of 19.6%, PA 80%; backdoor tables). The test adds one forward per reference of the other class (about "
+            "the areas hold all five words). What the area is for is better read in the disarmed column: deleting "
+            "it gives the clean answer back on 96.3% (BadNet) and 98.7% (AddSent) of the flipped texts with the "
+            "test and partner words, against 79.8% and 90.5% without the test, whose wider areas take opinion words "
+            "along; through the pipeline AddSent's ASR falls to 15% under a floor of 19.6% (backdoor tables). "
+            "The test adds one forward per reference of the other class (about "
             "8 here) on each text with an area, twice when the margin is tested apart: 45.4 → 54.9 forwards per "
             "BadNet text.",
         ],
@@ -821,8 +838,9 @@ SECTIONS = [
         BACKDOOR_SETUP,
         [],
         [
-            "The ASR goal is met only on BBC News ((A) EP and (C) AddSent); Rotten Tomatoes ends at the ASR floor, "
-            "IMDB at the fuzzer's capture. FRS is ahead of uniform smoothing on ASR everywhere but against RIPPLe "
+            "The ASR goal is met only on BBC News ((A) EP and (C) AddSent); on Rotten Tomatoes the transplant test "
+            "takes every attack under its ASR floor (7–18%), IMDB ends at the fuzzer's capture. FRS is ahead of "
+            "uniform smoothing on ASR everywhere but against RIPPLe "
             "on BBC News and IMDB, where uniform deletion abstains on 70–90% of the triggered texts.",
         ],
     ),
@@ -866,44 +884,77 @@ SECTIONS += [
                 backdoor_report,
             ),
             (
+                "The same models with FRS's rate outside the area at 0.1 (`--omega-low 0.1`; the default is 0.2):",
+                "backdoor_eval-C-rotten_tomatoes-badnet-transplant-low0.1.json",
+                backdoor_report,
+            ),
+            (
                 "**(C) AddSent with the transplant test** and partner words (undefended: CA 81%, ASR 99%):",
                 "backdoor_eval-C-rotten_tomatoes-addsent-transplant.json",
                 backdoor_report,
             ),
             (
-                "**(B) BadNet** over three model seeds (`--model-seed`: new poisoned data, models and sentences), "
-                "merged by `frs-hf merge-reports` (means with a Student-t 95% interval); `frs (plain-trained)` is "
-                "FRS on the `Trainer` model:",
-                "backdoor_eval-B-rotten_tomatoes-badnet.json",
+                "The same model with FRS's rate outside the area at 0.1 (`--omega-low 0.1`):",
+                "backdoor_eval-C-rotten_tomatoes-addsent-transplant-low0.1.json",
+                backdoor_report,
             ),
-            ("**(B) AddSent**:", "backdoor_eval-B-rotten_tomatoes-addsent.json"),
             (
-                "**(A) EP** (undefended: CA 80.3%, ASR 100%; the pipeline row is (C) on the plain victim):",
+                "**(B) BadNet with the transplant test** over three model seeds (`--model-seed`: new poisoned data, "
+                "models and sentences), merged by `frs-hf merge-reports`; `frs` is FRS on the `FRSTrainer` model, "
+                "`frs (plain-trained)` on the `Trainer` model:",
+                "backdoor_eval-B-rotten_tomatoes-badnet.json",
+                backdoor_report,
+            ),
+            ("**(B) AddSent**, the baselines:", "backdoor_eval-B-rotten_tomatoes-addsent.json"),
+            (
+                "**(B) AddSent with the transplant test**:",
+                "backdoor_eval-B-rotten_tomatoes-addsent-transplant.json",
+                backdoor_report,
+            ),
+            (
+                "**(A) EP**, the baselines (undefended: CA 80.3%, ASR 100%):",
                 "backdoor_eval-A-rotten_tomatoes-ep.json",
             ),
             (
-                "**(A) RIPPLe** (undefended: CA 75.6%, ASR 100%; the pipeline row is (C) on the plain victim):",
+                "**(A) EP with the transplant test** (`frs`: the victim fine-tuned by `FRSTrainer`; `frs "
+                "(plain-trained)`: by `Trainer`; the pipeline row is (C) on the plain victim: the same defense, but "
+                "the pipeline seeds each text by its content, so its copies and searches are other draws):",
+                "backdoor_eval-A-rotten_tomatoes-ep-transplant.json",
+                backdoor_report,
+            ),
+            (
+                "**(A) RIPPLe**, the baselines (undefended: CA 75.6%, ASR 100%):",
                 "backdoor_eval-A-rotten_tomatoes-ripple.json",
+            ),
+            (
+                "**(A) RIPPLe with the transplant test**:",
+                "backdoor_eval-A-rotten_tomatoes-ripple-transplant.json",
+                backdoor_report,
             ),
         ],
         [
-            "**FRS takes the ASR from 100% to 15–36%, mostly at or below its floor**: the trigger is disarmed, and "
-            "the smoothed classifier's error on clean negatives is what is left; without the transplant test CA falls "
-            "5–19 points (the area holds opinion words). Uniform deletion at equal CA leaves 87–90%; STRIP's low ASR "
-            "is rejections.",
-            "**With the transplant test the area leaves clean sentences alone and the trigger goes**: (C) BadNet "
-            "over three model seeds CA 75.7% against 79.7% undefended (63.3% without the test), ASR **7.3%** "
-            "under a floor of 23.4%, PA 88.0% (without partner words: ASR 15.3%, PA 80.0%, the same CA); (C) "
-            "AddSent CA 79% against 81% (63% without), ASR 17% under a floor of 19.6%. The ≤ 10% ASR goal is met "
-            "on BadNet (C), the CA goal on AddSent (BadNet: 4 points, most of them on model seed 2). The ASR can fall "
+            "**With the transplant test FRS takes every Rotten Tomatoes backdoor from 100% to 7–18% ASR, under its "
+            "floor, for 0–5 points of CA**: (C) BadNet over three model seeds ASR 7.3% (floor 23.4%) at CA 75.7% "
+            "against 79.7% undefended (63.3% without the test), PA 88.0% (without partner words: ASR 15.3%, PA 80.0%, "
+            "the same CA); (B) BadNet over three seeds 13.3% at CA 76.7% on the `FRSTrainer` model (model seed 2: "
+            "21% at 70% against 75%) and 8.0% at 75.0% on the `Trainer` model; (A) EP 12% / 7% at CA 79% / 82% "
+            "(FRSTrainer / Trainer victim; undefended 82%); (A) RIPPLe 14% at CA 80% / 75% (undefended 84%; 36% / "
+            "33% without the test); (C) AddSent 15% at CA 79% against 81%; (B) AddSent 18% at CA 79% against 81% "
+            "on the `FRSTrainer` model (28% at 73% without the test). The ASR can fall "
             "below the floor, the poisoned model's own error on clean negatives: our reading (not traced) is that "
             "a triggered sentence's area, deleted at the high rate, can hold positive words beside the trigger, "
-            "which the clean sentence keeps. The (A) and (B) FRS "
-            "rows were measured without the test.",
-            "ω_low = 0.2 costs 6 points of CA against 0.1 for nothing measurable; partner words cost 1–3 points of "
-            "CA for 1–6 of BadNet ASR without the transplant test, hence off without it. `FRSTrainer` buys back 3–6 "
-            "points of CA in (B); the model "
-            "draw is the larger spread.",
+            "which the clean sentence keeps. Without the test (the first (C) tables) CA falls 5–19 points, the area "
+            "holding opinion words; uniform deletion at equal CA leaves 84–90% ASR; STRIP's low ASR is rejections.",
+            "**ω_low = 0.1 instead of 0.2 closes the CA gap on the (C) models at the same ASR**: over the three "
+            "BadNet model seeds CA 78.7% against 79.7% undefended (75.7% at 0.2), ASR 7.3%, abstentions 1.3% "
+            "(4.7%); AddSent CA 80% against 81% (79% at 0.2), ASR 14% (15%); on BBC News (BadNet) nothing changes "
+            "(CA 96%, ASR 0%). CA within 2 points of undefended and ASR ≤ 10% then hold together for (C) BadNet "
+            "(at these tables' "
+            "n = 200, α = 0.05). "
+            "It is not the default: no rate ≤ 0.5 certifies an edit anywhere, so 0.2 buys no certificate over 0.1, "
+            "but training at 0.1 did not help the demo's `FRSTrainer` model (the demo section) and the (A)/(B) rows "
+            "are not measured at 0.1. Partner words cost 1–3 points of CA for 1–6 of BadNet ASR without the "
+            "transplant test, hence off without it.",
         ],
     ),
     dataset(
@@ -919,6 +970,11 @@ SECTIONS += [
                 "**(C) BadNet with the transplant test** (16 of STRIP's clean training articles as references; partner "
                 "words on, as by default with the test):",
                 "backdoor_eval-C-bbc_news-badnet-transplant.json",
+                backdoor_report,
+            ),
+            (
+                "The same with FRS's rate outside the area at 0.1 (`--omega-low 0.1`):",
+                "backdoor_eval-C-bbc_news-badnet-transplant-low0.1.json",
                 backdoor_report,
             ),
             ("**(B) BadNet** (`none` is the (C) model):", "backdoor_eval-B-bbc_news-badnet.json"),
