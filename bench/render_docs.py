@@ -934,7 +934,9 @@ SECTIONS += [
         ],
         [
             "**With the transplant test FRS takes every Rotten Tomatoes backdoor from 100% to 7–18% ASR, under its "
-            "floor, for 0–5 points of CA** (9 on the RIPPLe victim fine-tuned by `Trainer`): (C) BadNet over three model seeds ASR 7.3% (floor 23.4%) at CA 75.7% "
+            "floor, for 0–5 points of CA** (9 on the RIPPLe victim fine-tuned by `Trainer`): (C) BadNet over "
+            "three model seeds "
+            "ASR 7.3% (floor 23.4%) at CA 75.7% "
             "against 79.7% undefended (63.3% without the test), PA 88.0% (without partner words: ASR 15.3%, PA 80.0%, "
             "the same CA); (B) BadNet over three seeds 13.3% at CA 76.7% on the `FRSTrainer` model (model seed 2: "
             "21% at 70% against 75%) and 8.0% at 75.0% on the `Trainer` model; (A) EP 12% / 7% at CA 79% / 82% "
