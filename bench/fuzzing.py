@@ -174,8 +174,8 @@ def run(
     clean_probs = class_probabilities(model, tokenizer, list(clean["text"]), max_length=max_length)
     trig_probs = class_probabilities(model, tokenizer, list(triggered["text"]), max_length=max_length)
     target = attack_config.target_label
-    flipped = (clean_probs.argmax(-1) != target) & (trig_probs.argmax(-1) == target)
     clean_answers = clean_probs.argmax(-1)
+    flipped = (clean_answers != target) & (trig_probs.argmax(-1) == target)
 
     smoothed = SmoothedModelForSequenceClassification.from_model(
         model,

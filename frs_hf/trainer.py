@@ -376,11 +376,11 @@ class FRSTrainer(Trainer):
         count, config = self.args.frs_reference_texts, self.frs_config
         if not (count and config.fuzzing and config.fuzzing_config.reference_texts is None):
             return
+        seed = derive_seed(self.args.seed, Stream.TRAIN_REFERENCES) % 2**32
         for name in ("eval_dataset", "train_dataset"):
             dataset = getattr(self, name)
             if not hasattr(dataset, "shuffle"):  # a dict of eval sets, an iterable dataset, none at all
                 continue
-            seed = derive_seed(self.args.seed, Stream.TRAIN_REFERENCES) % 2**32
             texts, _ = self._texts_and_labels(dataset.shuffle(seed=seed), limit=count)
             texts = [text for text in texts or () if text.strip()]
             if texts:

@@ -402,7 +402,8 @@ def test_save_smoothed_model_round_trip(tokenizer, data, tmp_path):
 
 def test_fuzzing_checkpoints_carry_reference_texts_from_the_eval_set(tokenizer, data, tmp_path, caplog):
     """With fuzzing on, the saved config holds the transplant test's references (decoded eval texts, drawn
-    reproducibly); a config's own references, fuzzing off, frs_reference_texts=0 or no dataset keep none."""
+    reproducibly), else the training set's; a config's own references, fuzzing off or frs_reference_texts=0 keep
+    none."""
     fuzzing = FRSConfig(fuzzing=True)
     with caplog.at_level("WARNING", logger="frs_hf.trainer"):
         trainer = make_trainer(tokenizer, data, arguments(tmp_path, frs_config=fuzzing, frs_reference_texts=5))
