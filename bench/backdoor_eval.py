@@ -231,7 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--n", type=int, default=200, help="Randomized copies that estimate the vote.")
     g.add_argument("--n0", type=int, default=20, help="Copies that pick the candidate class.")
     g.add_argument("--alpha", type=float, default=0.05)
-    g.add_argument("--omega-low", type=float, default=0.2, help="FRS deletion rate outside the fuzzed area.")
+    g.add_argument(
+        "--omega-low", type=float, default=FRSConfig.omega_low, help="FRS deletion rate outside the fuzzed area."
+    )
     g.add_argument("--omega-high", type=float, default=0.95, help="FRS deletion rate inside the fuzzed area.")
     g.add_argument("--fuzzing-budget", type=int, default=FuzzingConfig.budget, help="FRS fuzzing forwards per text.")
     g.add_argument(
@@ -251,6 +253,12 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=0,
         help="FRS fuzzing's transplant test on this many of STRIP's clean texts (fuzzing_reference_texts; 0: off).",
+    )
+    g.add_argument(
+        "--transplant-confidence",
+        type=float,
+        default=FuzzingConfig.transplant_confidence,
+        help="Probability a reference must reach to count as moved by an area (FuzzingConfig.transplant_confidence).",
     )
     g.add_argument("--uniform-rate", type=float, default=0.5, help="Deletion rate of uniform-deletion.")
     g.add_argument("--masking-rate", type=float, default=0.5, help="Masking rate of uniform-masking.")
@@ -320,6 +328,7 @@ def main(argv: list[str] | None = None) -> None:
             partner_words=args.fuzzing_partner_words,
             min_kl=args.fuzzing_min_kl,
             reference_texts=m["strip_texts"][: args.reference_texts] or None,
+            transplant_confidence=args.transplant_confidence,
         ),
         n=args.n,
         n0=args.n0,
@@ -396,7 +405,11 @@ def main(argv: list[str] | None = None) -> None:
         f"n0={args.n0}, alpha={args.alpha}, FRS omega {args.omega_low}/{args.omega_high} "
         f"(fuzzing budget {args.fuzzing_budget}, partner words {partners}, "
         f"floor {args.fuzzing_min_kl:g}"
-        + (f", transplant test on {args.reference_texts} references" if args.reference_texts else "")
+        + (
+            f", transplant test on {args.reference_texts} references at confidence {args.transplant_confidence:g}"
+            if args.reference_texts
+            else ""
+        )
         + "), uniform deletion "
         f"{args.uniform_rate}, masking {args.masking_rate}, weight noise sigma {sigma}"
         + (f"; FRSTrainer {frs}" if args.scenario != "C" else "; FRS through the pipeline")

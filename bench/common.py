@@ -15,6 +15,8 @@ import torch
 from datasets.utils.logging import disable_progress_bar
 from transformers.utils import logging as hf_logging
 
+from frs_hf import FRSConfig, WeightNoiseConfig
+
 
 def setup(threads: int | None = None, *, progress: bool = False) -> None:
     """Set torch's threads (None: torch's default) and silence transformers' warnings and, unless
@@ -45,11 +47,12 @@ def print_header(argv: list[str] | None = None) -> tuple[str, str]:
 
 # The benches key their model caches by flat training settings (frs_omega_low=..., frs_weight_noise_sigma=...):
 # the FRSConfig settings among them travel to FRSTrainingArguments inside frs_config.
+# Their defaults are FRSConfig's, written out so that every cache key names the rates it was trained at.
 FLAT_TRAINING = {
-    "frs_omega_low": 0.2,
-    "frs_omega_high": 0.9,
-    "frs_weight_noise_sigma": 0.0,
-    "frs_weight_noise_layers": 1,
+    "frs_omega_low": FRSConfig.omega_low,
+    "frs_omega_high": FRSConfig.omega_high,
+    "frs_weight_noise_sigma": WeightNoiseConfig.sigma,
+    "frs_weight_noise_layers": WeightNoiseConfig.layers,
 }
 
 
@@ -57,8 +60,6 @@ def training_arguments(frs: dict | None) -> dict | None:
     """``FRSTrainingArguments`` keywords from a bench's flat training settings (None: the plain Trainer)."""
     if frs is None:
         return None
-    from frs_hf import FRSConfig
-
     flat = {name[len("frs_") :]: value for name, value in frs.items() if name in FLAT_TRAINING}
     rest = {name: value for name, value in frs.items() if name not in FLAT_TRAINING}
     return {**rest, "frs_config": FRSConfig().replace_flat(**flat)}

@@ -69,8 +69,11 @@ VARIANTS = {
     "mcts-partners": {"partner_words": True},
     "mcts-calibrated": {},  # min_kl from calibrate_fuzzing (run())
     "mcts-partners-calibrated": {"partner_words": True},  # the same floor
-    "mcts-transplant": {"partner_words": False},  # reference_texts from run(): the transplant test
-    "mcts-partners-transplant": {"partner_words": True},
+    # reference_texts from run(): the transplant test, a reference moved by its answer alone or, as by default,
+    # with a probability of at least 0.8 ("confident")
+    "mcts-transplant": {"partner_words": False, "transplant_confidence": 0.0},
+    "mcts-partners-transplant": {"partner_words": True, "transplant_confidence": 0.0},
+    "mcts-confident-transplant": {"partner_words": True, "transplant_confidence": 0.8},
     "occlusion": {"method": "occlusion"},
     "random": {"method": "random"},
 }

@@ -187,6 +187,14 @@ class FuzzingConfig(_Settings):
         default=0.9,
         metadata=_help("Share of the references an area must move to its text's class (with reference_texts)."),
     )
+    transplant_confidence: float = field(
+        default=0.8,
+        metadata=_help(
+            "Probability of the text's class that a reference must reach, besides answering it, to count as moved "
+            "by the area: a trigger forces its label with confidence, a clean text's opinion phrase only tips a "
+            "reference over. 0: the answer alone."
+        ),
+    )
     exploration: float = field(
         default=1.0,
         metadata=_help("UCT exploration constant of the MCTS (scores are normalized to [0, 1])."),
@@ -210,7 +218,7 @@ class FuzzingConfig(_Settings):
             self.reference_texts and all(text.strip() for text in self.reference_texts)
         ):
             raise ValueError("FuzzingConfig.reference_texts must be a non-empty list of non-empty texts, or None.")
-        for name in ("threshold", "dominance", "transplant_share"):
+        for name in ("threshold", "dominance", "transplant_share", "transplant_confidence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"FuzzingConfig.{name} must be in [0, 1], got {getattr(self, name)!r}.")
         for name in ("min_kl", "exploration", "margin"):
@@ -271,7 +279,7 @@ class FRSConfig(_Settings):
 
     # Fuzzed text randomization
     omega_low: float = field(
-        default=0.2,
+        default=0.1,
         metadata=_help(
             "Deletion probability of a word outside the vulnerable area (and of every word when "
             "no area is used). Must be in [0, 1)."

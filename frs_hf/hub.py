@@ -155,8 +155,13 @@ def _settings(config: FRSConfig, num_labels: int) -> str:
             + ("" if search.max_area_words is None else f" and {search.max_area_words} words")
             + (
                 f"; an area is kept only if inserting it moves {search.transplant_share:.0%} of the "
-                f"{len(search.reference_texts)} reference texts of other classes, as a trigger would (the texts are "
-                "saved in `frs_config.json`)"
+                f"{len(search.reference_texts)} reference texts of other classes"
+                + (
+                    f" (to a probability of at least {search.transplant_confidence:g})"
+                    if search.transplant_confidence
+                    else ""
+                )
+                + ", as a trigger would (the texts are saved in `frs_config.json`)"
                 if search.reference_texts
                 else ""
             )

@@ -8,7 +8,7 @@ import pytest
 
 from frs_hf import SmoothedModelForSequenceClassification
 from frs_hf.cli import main
-from frs_hf.evaluation.demo import DemoConfig, split_held_out
+from frs_hf.evaluation.demo import DemoConfig, split_held_out, split_references
 
 
 @pytest.mark.slow
@@ -16,7 +16,7 @@ def test_fast_demo_writes_the_report_and_both_models(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--fast", "--calibration-texts", "8", "--output-dir", str(out)]) == 0
     printed = capsys.readouterr().out
-    rows = ["undefended", "FRS-trained, no smoothing", "uniform deletion 0.2", "FRS"]
+    rows = ["undefended", "FRS-trained, no smoothing", f"uniform deletion {DemoConfig().omega_low}", "FRS"]
     for row in rows:
         assert f"| {row} |" in printed
     assert "Demo finished in" in printed
@@ -30,7 +30,9 @@ def test_fast_demo_writes_the_report_and_both_models(tmp_path, capsys):
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(out.glob("*-scratch"))  # the trainers' scratch folders are removed
     smoothed = SmoothedModelForSequenceClassification.from_pretrained(out / "frs")
-    assert smoothed.frs_config.omega_low == DemoConfig().omega_low
+    demo = DemoConfig()  # the saved model certifies as the FRS row: its rates, fuzzing on
+    assert smoothed.frs_config.fuzzing
+    assert (smoothed.frs_config.omega_low, smoothed.frs_config.omega_high) == (demo.omega_low, demo.omega_high)
     floor = report["metadata"]["fuzzing_min_kl"]  # calibrated on 8 held-out sentences, written with the model
     assert smoothed.frs_config.fuzzing_config.min_kl == floor and 0.05 < floor < 5.0
     references = smoothed.frs_config.fuzzing_config.reference_texts  # the transplant test's, held out as well
@@ -57,3 +59,14 @@ def test_held_out_sentences_come_from_the_end(rotten_tomatoes):
         evaluated, held_out = split_held_out(test, k)
         assert len(held_out) == k and len(evaluated) == len(test) - k
         assert evaluated["text"][:5] == test["text"][:5] and held_out["text"] == test["text"][len(test) - k :]
+
+
+def test_references_come_from_the_end_with_every_label_alike(rotten_tomatoes):
+    test = rotten_tomatoes["test"]
+    for k in (0, 7, 16):
+        evaluated, references = split_references(test, k)
+        counts = sorted(references["label"].count(c) for c in (0, 1))
+        assert len(references) == k and counts == [k // 2, k - k // 2]
+        assert evaluated["text"] == test["text"][: len(evaluated)]  # the rows before the first reference
+        assert len(evaluated) <= len(test) - k
+        assert not set(references["text"]) & set(evaluated["text"])

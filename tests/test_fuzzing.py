@@ -536,6 +536,36 @@ def test_transplant_keeps_a_trigger_and_drops_opinion_words(tokenizer):
         assert tested.num_forwards == plain.num_forwards + 2  # one forward per reference of the other class
 
 
+def test_transplant_confidence_tells_a_trigger_from_a_phrase_that_tips_a_reference(tokenizer):
+    """Two opinion words of a clean text tip a mildly negative reference over (0.65), the trigger forces it
+    (0.97): both move every reference by its answer alone, only the trigger at ``transplant_confidence`` 0.8."""
+    ids = {w: tokenizer.convert_tokens_to_ids(w) for w in ("cf", "great", "dull", "boring")}
+
+    def query(sequences):
+        p1 = []
+        for s in map(list, sequences):
+            lead = s.count(ids["great"]) - s.count(ids["dull"]) - s.count(ids["boring"])
+            p1.append(0.97 if ids["cf"] in s else float(np.clip(0.5 + 0.15 * lead, 0.05, 0.95)))
+        return np.stack([1 - np.array(p1), np.array(p1)], axis=1)
+
+    references = _references(tokenizer, query, ["a dull film", "a boring film", "a great film"])
+    for text, trigger in (("a great great film about two old friends", False), ("a film cf about old friends", True)):
+        units = segment(tokenizer, [text])[0]
+        shares = [
+            find_area(
+                units,
+                query,
+                FuzzingConfig(margin=0, min_kl=0.1, transplant_confidence=confidence),
+                max_length=64,
+                references=references,
+            ).transplant
+            for confidence in (0.0, 0.8)
+        ]
+        assert shares == ([1.0, 1.0] if trigger else [1.0, 0.0]), text
+    with pytest.raises(ValueError, match="transplant_confidence"):
+        FuzzingConfig(transplant_confidence=1.5)
+
+
 def test_transplant_keeps_the_core_alone_when_it_acts_alone(tokenizer):
     """A trigger word that moves the references by itself keeps only itself: the margin around it is context,
     left at the low rate; the test on the core costs one more forward per reference of the other class."""

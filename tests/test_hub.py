@@ -248,7 +248,10 @@ def test_radius_ceiling_follows_n_alpha_and_omega_low(smoothed):
 
 def test_the_card_says_what_the_defaults_certify_and_what_no_certificate_covers():
     default = str(model_card(FRSConfig(fuzzing=True)))
-    assert "With `omega_low` = 0.2 every `radius` is 0" in default and "removal of flagged words" in default
+    assert (
+        f"With `omega_low` = {FRSConfig().omega_low:g} every `radius` is 0" in default
+        and "removal of flagged words" in default
+    )
     certifying = str(model_card(FRSConfig(omega_low=0.8)))
     assert "every `radius` is 0" not in certifying
     assert all("syntactic template" in card for card in (default, certifying))
@@ -322,3 +325,7 @@ def test_model_card_says_the_transplant_test_and_where_its_texts_are():
     text = str(model_card(config))
     assert "moves 90% of the 2 reference texts of other classes" in text and "saved in `frs_config.json`" in text
     assert "reference texts" not in str(model_card(FRSConfig(fuzzing=True)))
+    confident = config.replace(fuzzing_config={"transplant_confidence": 0.8})
+    assert "texts of other classes (to a probability of at least 0.8), as a trigger" in str(model_card(confident))
+    unconfident = config.replace(fuzzing_config={"transplant_confidence": 0.0})
+    assert "probability of at least" not in str(model_card(unconfident))

@@ -115,7 +115,7 @@ def test_plain_training_arguments_are_upgraded(tokenizer, data, tmp_path, caplog
     finally:
         hf_logging.disable_propagation()
         hf_logging.set_verbosity(verbosity)
-    assert "FRS training: randomized text: True (deletion 0.2" in caplog.text
+    assert f"FRS training: randomized text: True (deletion {FRSConfig().omega_low:g}" in caplog.text
     assert isinstance(trainer.args, FRSTrainingArguments)
     assert trainer.args.learning_rate == 1e-3 and trainer.args.gradient_accumulation_steps == 2
     assert trainer.args.frs_randomize and trainer.frs_config == FRSConfig()
@@ -333,7 +333,7 @@ def test_resume_from_checkpoint_continues_identically(tokenizer, data, tmp_path)
     full.train()
     checkpoint = tmp_path / "full" / "out" / "checkpoint-3"
     saved = json.loads((checkpoint / "frs_config.json").read_text())
-    assert saved["weight_noise_config"]["sigma"] == 0.02 and saved["omega_low"] == 0.2
+    assert saved["weight_noise_config"]["sigma"] == 0.02 and saved["omega_low"] == FRSConfig().omega_low
     resumed = make_trainer(tokenizer, data, arguments(tmp_path / "resumed", **common), model=tiny_bert(tokenizer, 5))
     resumed.train(resume_from_checkpoint=str(checkpoint))
     assert_same(weights(full.model), weights(resumed.model))

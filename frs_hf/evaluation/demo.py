@@ -53,16 +53,16 @@ class DemoConfig:
     reference_texts: int = field(
         default=16,
         metadata={
-            "help": "Held-out test sentences (never evaluated) kept as the references of FRS's transplant test "
-            "(FuzzingConfig.reference_texts: an area stays only if it moves other texts as a trigger does); 0: no "
-            "test."
+            "help": "Held-out test sentences (never evaluated, as many of each label) kept as the references of "
+            "FRS's transplant test (FuzzingConfig.reference_texts: an area stays only if it moves other texts as a "
+            "trigger does); 0: no test."
         },
     )
     poison_rate: float = field(default=0.1, metadata={"help": "Fraction of the training set poisoned by BadNet."})
     epochs: float = field(default=1.0, metadata={"help": "Training epochs of both models."})
     n: int = field(default=100, metadata={"help": "Randomized copies per sentence for the smoothing defenses."})
     alpha: float = field(default=0.05, metadata={"help": "Significance level of the smoothing defenses."})
-    omega_low: float = field(default=0.2, metadata={"help": "FRS deletion rate outside the fuzzed area."})
+    omega_low: float = field(default=0.1, metadata={"help": "FRS deletion rate outside the fuzzed area."})
     omega_high: float = field(default=0.95, metadata={"help": "FRS deletion rate inside the fuzzed area."})
     uniform_rate: float | None = field(
         default=None,
@@ -97,14 +97,31 @@ def split_held_out(test: Dataset, num_held_out: int) -> tuple[Dataset, Dataset]:
     return test.select(range(cut)), test.select(range(cut, len(test))) if num_held_out else test.select([])
 
 
+def split_references(test: Dataset, num_references: int) -> tuple[Dataset, Dataset]:
+    """``num_references`` rows from the end, as many of each label as can be (the transplant test needs
+    references of every class), and the rows before the first of them."""
+    labels = test["label"]
+    classes = sorted(set(labels))
+    quota = {c: num_references // len(classes) + (i < num_references % len(classes)) for i, c in enumerate(classes)}
+    picked = []
+    for i in range(len(test) - 1, -1, -1):
+        if len(picked) == num_references:
+            break
+        if quota[labels[i]]:
+            quota[labels[i]] -= 1
+            picked.append(i)
+    cut = min(picked, default=len(test))
+    return test.select(range(cut)), test.select(sorted(picked))
+
+
 def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
     """Run the demo; writes ``report.{md,json,png}``, ``undefended/`` and ``frs/`` under ``output_dir``."""
     config = config or DemoConfig()
     start = time.perf_counter()
     data = load_packaged_dataset("rotten_tomatoes")
     train, test = data["train"], data["test"].shuffle(seed=config.seed)
-    test, held_out = split_held_out(test, config.calibration_texts + config.reference_texts)
-    held_out, reference_rows = split_held_out(held_out, config.reference_texts)
+    test, reference_rows = split_references(test, config.reference_texts)
+    test, held_out = split_held_out(test, config.calibration_texts)
     references = list(reference_rows["text"]) or None
     if config.train_size is not None:
         train = train.shuffle(seed=config.seed).select(range(min(config.train_size, len(train))))
@@ -158,9 +175,13 @@ def run_demo(config: DemoConfig | None = None) -> BackdoorReport:
     smoothed = SmoothedModelForSequenceClassification(models["frs"], tokenizer, smoothing)
     if config.calibration_texts:
         smoothed.calibrate_fuzzing(list(held_out["text"]), empty_fraction=config.calibration_empty_fraction)
-    path = os.path.join(config.output_dir, "frs")  # the fitted fuzzing settings travel with the model
+    # The saved model certifies as the demo's FRS row does: fuzzing on, its rates, the fitted fuzzing settings
+    # (the demo's small n, alpha and fixed seed stay out: they are for speed and reproducibility, not for users).
+    path = os.path.join(config.output_dir, "frs")
     fitted = {k: getattr(smoothed.frs_config.fuzzing_config, k) for k in ("min_kl", "reference_texts")}
-    FRSConfig.from_pretrained(path).replace(fuzzing_config=fitted).save_pretrained(path)
+    FRSConfig.from_pretrained(path).replace(
+        fuzzing=True, omega_high=config.omega_high, fuzzing_config=fitted
+    ).save_pretrained(path)
     defenses = {
         "undefended": lambda seed: NoDefense(models["undefended"], tokenizer, max_length=MAX_LENGTH),
         "FRS-trained, no smoothing": lambda seed: NoDefense(models["frs"], tokenizer, max_length=MAX_LENGTH),

@@ -188,7 +188,15 @@ def find_area(
     share, forwards = None, 0
     if area and references is not None:
         area, share, forwards = transplant_test(
-            mutator, core, area, int(oracle.base.argmax()), references, query, rng, config.transplant_share
+            mutator,
+            core,
+            area,
+            int(oracle.base.argmax()),
+            references,
+            query,
+            rng,
+            config.transplant_share,
+            config.transplant_confidence,
         )
     return FuzzingResult(
         spans=spans,

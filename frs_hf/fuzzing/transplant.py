@@ -48,15 +48,18 @@ def transplant_share(
     references: References,
     query: Query,
     rng: np.random.Generator,
+    confidence: float = 0.0,
 ) -> tuple[float | None, int]:
     """The share of the references of other classes than ``label`` that inserting the area's words (in
-    order, as one run, at a random place inside the window) moves to ``label``, and the forwards spent:
-    one per such reference. ``(None, 0)`` when no reference is of another class (nothing to test on)."""
+    order, as one run, at a random place inside the window) moves to ``label`` -- their answer, with a
+    probability of at least ``confidence`` --, and the forwards spent: one per such reference.
+    ``(None, 0)`` when no reference is of another class (nothing to test on)."""
     hosts = [m for m, c in zip(references.mutators, references.classes, strict=True) if c != label]
     if not hosts:
         return None, 0
     block = [mutator.pieces[u] for start, end in area for u in range(start, end)]
-    moved = query([host.insert(block, rng) for host in hosts]).argmax(-1) == label
+    probs = query([host.insert(block, rng) for host in hosts])
+    moved = (probs.argmax(-1) == label) & (probs[:, label] >= confidence)
     return float(moved.mean()), len(hosts)
 
 
@@ -69,6 +72,7 @@ def transplant_test(
     query: Query,
     rng: np.random.Generator,
     bar: float,
+    confidence: float = 0.0,
 ) -> tuple[list[Span], float | None, int]:
     """The area that passes the transplant test, its share and the forwards spent: the area with its margin
     (empty when it fails), or the core the search flagged when that passes by itself.
@@ -78,13 +82,13 @@ def transplant_test(
     as well leaves copies too short to vote on anything but the label prior, which a poisoned training set
     tilts to the target (docs/benchmarks.md, "Backdoor evaluation tables").
     """
-    share, forwards = transplant_share(mutator, area, label, references, query, rng)
+    share, forwards = transplant_share(mutator, area, label, references, query, rng, confidence)
     if share is None:  # no reference of another class: nothing to test on, for the core either
         return area, share, forwards
     if share < bar:
         return [], share, forwards
     if core != area:
-        core_share, more = transplant_share(mutator, core, label, references, query, rng)
+        core_share, more = transplant_share(mutator, core, label, references, query, rng, confidence)
         forwards += more
         if core_share >= bar:
             return core, core_share, forwards
