@@ -127,6 +127,17 @@ def _same(a: dict, b: dict) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # NaN (one seed's time interval) == NaN
 
 
+def test_a_seed_without_a_certified_column_counts_as_0_there(report):
+    """A run leaves out ``area_certified_accuracy@r`` when none of its clean texts kept an area: merged with a
+    seed that has the column, it counts 0 (it certified nothing by area), instead of breaking the table."""
+    summary = report.runs[0].summary
+    with_area = {**summary, "area_certified_accuracy@1": 0.1}
+    runs = [DefenseRun("x", 0, [], [], with_area, 1.0), DefenseRun("x", 1, [], [], dict(summary), 1.0)]
+    assert "area_certified_accuracy@1" not in summary
+    cell = BackdoorReport(runs, 1, 2).table()["x"]["area_certified_accuracy@1"]
+    assert cell["mean"] == pytest.approx(0.05)
+
+
 def test_load_and_merge_rebuild_the_multi_seed_table(report, tmp_path):
     # One report per seed, saved and loaded back (as from one `frs-hf evaluate` per model), merged.
     parts = []

@@ -93,10 +93,13 @@ class BackdoorReport:
         for name in self.defenses:
             runs = [r for r in self.runs if r.defense == name]
             row: dict[str, Any] = {"seeds": [r.seed for r in runs]}
+            # A run leaves out the certified columns when none of its clean texts got that radius (no area
+            # kept, say): its certified accuracy there is 0, which counts when another seed's run has the column.
+            certified = ("certified_accuracy@", "area_certified_accuracy@")
             keys = [*_COLUMNS, "mean_certified_radius", "seconds_per_example"]
-            keys += [k for k in runs[0].summary if k.startswith(("certified_accuracy@", "area_certified_accuracy@"))]
+            keys += list(dict.fromkeys(k for r in runs for k in r.summary if k.startswith(certified)))
             for key in keys:
-                values = [r.summary[key] for r in runs]
+                values = [r.summary.get(key, 0.0) if key.startswith(certified) else r.summary[key] for r in runs]
                 if any(v is None for v in values):
                     continue
                 mean, low, high = mean_interval(values, confidence)
