@@ -303,7 +303,7 @@ sharing the cores: seconds are indicative; overheads are ratios against a baseli
 
 OP_SETUP = """
 What does a deletion rate that can certify an edit anywhere cost? `radius ≥ r` needs `p̲_A > 1.5 − ω^r`
-(docs/theory.md): no radius ≥ 1 at `ω ≤ 0.5` (the default `omega_low = 0.2` certifies radius 0 only), `r ≥ 2`
+(docs/theory.md): no radius ≥ 1 at `ω ≤ 0.5` (the default `omega_low = 0.1` certifies radius 0 only), `r ≥ 2`
 needs `ω > 0.71`, and at `ω = 0.7 / 0.8 / 0.9` radius 1 needs `p̲_A > 0.80 / 0.70 / 0.60`.
 
 Packaged MiniLM on the whole Rotten Tomatoes training split. Undefended: `Trainer`, 1 epoch, lr 5e-5. FRS:
@@ -341,12 +341,12 @@ ahead of uniform smoothing.
 
 
 DROP_IN_NOTES = [
-    "**Missed: the swap costs 1.9 points of plain accuracy at `FRSTrainer`'s defaults** (goal: at most 1, three "
-    "seeds), and 1.5 with half the examples left whole; the seed spread of one recipe (77.0–79.8%) is as large as "
-    "the difference.",
+    "**The swap costs 0.9 points of plain accuracy at `FRSTrainer`'s defaults** (`omega_low = 0.1`; goal: at "
+    "most 1, three seeds); at 0.2 it cost 1.9, and 1.5 with half the examples left whole (second file, rows not "
+    "measured again). The seed spread of one recipe (77.0–80.4%) is larger than either difference.",
     "Training at a certifying rate in the same short recipe (`omega_low = 0.8`, half the examples whole: the "
     "recipe whose checkpoints, after 8 epochs on the whole split, are as accurate smoothed at 0.2 as the plain "
-    "model) costs 3.7 points, so `FRSTrainer`'s defaults stay at 0.2.",
+    "model) costs 3.7 points, so `FRSTrainer` does not train at a certifying rate by default.",
 ]
 
 
@@ -361,31 +361,20 @@ SECTIONS = [
         BadNet poisons 10% of the Rotten Tomatoes training sentences (rare trigger words, relabelled positive); the
         packaged MiniLM is fine-tuned on them with `Trainer` (undefended) and with `FRSTrainer` at the defaults,
         and each defense answers 100 clean and 100 triggered test sentences (seed 0, `n = 100`, α = 0.05, FRS's
-        fuzzed area deleted at 0.95, `omega_low = 0.2` elsewhere, 16 other test sentences as the transplant test's
-        references). The README's table.
+        fuzzed area deleted at 0.95, `omega_low = 0.1` elsewhere, 16 other test sentences, 8 of each label, as the
+        transplant test's references). The README's table.
         """,
-        [
-            Table(["demo.json"], backdoor_report),
-            Table(
-                ["demo-omega_low-0.1.json"],
-                backdoor_report,
-                caption="The same with `FRSTrainer` trained and FRS smoothed at `omega_low = 0.1`:",
-            ),
-        ],
+        [Table(["demo.json"], backdoor_report)],
         [
             "The backdoor works on the undefended model every time, and uniform deletion at FRS's own `omega_low` "
-            "(FRS without its fuzzed area: 82% CA against FRS's 81%) leaves it at 100%. FRS takes "
-            "the attack success rate from 100% to 23% — its floor, the smoothed classifier's own error on clean "
-            "negative sentences, is 23.5% — and gives 73% of the triggered sentences their true label back, for 3 "
-            "points of clean accuracy. The demo holds out 16 test sentences as the references of the transplant "
-            "test (with partner words, on by default with it); without it (`--reference-texts 0`) the areas on "
-            "clean sentences' opinion words stay and cost 7 points (CA 77%, ASR 34%). At these defaults every "
-            "edit-anywhere radius is 0; what FRS certifies is the removal of flagged words (area certified accuracy "
-            "5% at r ≥ 1: few clean sentences keep an area).",
-            "At `omega_low = 0.1` for training and smoothing (second table; one run, on a machine shared with one "
-            "other job, which changes the seconds, not the table) FRS's CA is 78% and its ASR 21% (floor 25.5%): no "
-            "gain over 0.2 on this model, where the inference-only (C) models of the backdoor tables gain 3 points of "
-            "CA at 0.1 for the same ASR. One run of 100 sentences moves CA by about ±4 points either way.",
+            "(FRS without its fuzzed area, at the same CA, 82%) leaves it at 100%. FRS takes the attack success "
+            "rate from 100% to 21% — under its floor, the smoothed classifier's own error on clean negative "
+            "sentences, 23.5% — and gives 77% of the triggered sentences their true label back, for 2 points of "
+            "clean accuracy (84% → 82%; 1 point is `FRSTrainer`'s, whose model is 83% unsmoothed). The transplant "
+            "test, with its confidence bar, leaves no clean sentence an area, so FRS answers clean sentences as "
+            "uniform deletion does. At these defaults every edit-anywhere radius is 0 (certified accuracy 0 at "
+            "r ≥ 1); what FRS certifies besides the label is the removal of flagged words, and no clean sentence "
+            "keeps any.",
         ],
     ),
     Section(
@@ -496,7 +485,7 @@ SECTIONS = [
             "r ≥ 1: to certify edits anywhere, train with `FRSTrainingArguments(frs_config=FRSConfig(omega_low=0.7), "
             "frs_clean_fraction=0.5)` and certify at the same rate.",
             "**One model for both rates**: the models trained at 0.8 with whole texts mixed in (8 epochs, "
-            "`frs_clean_fraction=0.5`), certified at the default 0.2 instead, are as accurate as the plain model: "
+            "`frs_clean_fraction=0.5`), certified at 0.2 instead, are as accurate as the plain model: "
             "smoothed CA 81.7% against 81.8% for the undefended model on the same sentences (3 seeds, 2.7% "
             "abstaining), where the same checkpoints certify r ≥ 1 on 29.0% at 0.8. Train once at the certifying "
             "rate and choose the rate per call (`smoothed.certify(text, omega_low=0.8)`): the rate that keeps "
@@ -591,7 +580,7 @@ SECTIONS = [
             Table(
                 ["sequential-rotten_tomatoes-defaults.json"],
                 sequential,
-                caption="At the defaults (`omega_low = 0.2`, the undefended model, seed 0):",
+                caption="At `omega_low = 0.2` (no radius ≥ 1, as at the default 0.1; the undefended model, seed 0):",
             ),
             Table(
                 ["sequential-imdb.json"],
@@ -601,7 +590,7 @@ SECTIONS = [
             Table(
                 ["sequential-imdb-defaults.json"],
                 sequential,
-                caption="IMDB at the defaults (`omega_low = 0.2`, the undefended IMDB model of the operating point, "
+                caption="IMDB at `omega_low = 0.2` (the undefended IMDB model of the operating point, "
                 "50 test reviews, `max_length = 128`; `target_radius = 1` is out of reach at this rate, so that run "
                 "stops at the first look):",
             ),
@@ -703,6 +692,13 @@ SECTIONS = [
                 "on the clean text (one more forward per text, outside the budget):",
             ),
             Table(
+                ["fuzzing-confident.json"],
+                caption="The same with partner words at the default `transplant_confidence = 0.8`: a reference "
+                "counts as moved only when the model gives it the text's class with a probability of at least 0.8 "
+                "(the rows above count its answer alone; one run on a machine shared with two other jobs, which "
+                "changes the seconds, not the table):",
+            ),
+            Table(
                 ["fuzzing-imdb.json"],
                 caption="**IMDB reviews (long texts)**: a BadNet MiniLM (3,000 training reviews, 20% poisoned, 256 "
                 "tokens), 30 triggered and 30 clean reviews (median 174 words); occlusion ignores the budget:",
@@ -738,6 +734,10 @@ SECTIONS = [
             "The test adds one forward per reference of the other class (about "
             "8 here) on each text with an area, twice when the margin is tested apart: 45.4 → 54.9 forwards per "
             "BadNet text.",
+            "**The confidence bar leaves no clean sentence an area** (100% of both models' clean sentences, 98% "
+            "without it) for a point of trigger capture at most: BadNet disarmed 96.3% both ways, AddSent 96.8% "
+            "(98.7% without it), BadNet capture 91.5% (92.0%). AddSent capture rises from 18.0% to 44.5%: its keyed "
+            "word alone fails the bar more often, and the area then keeps its margin, which holds the sentence.",
         ],
     ),
     Section(
@@ -775,10 +775,19 @@ SECTIONS = [
         """
         The first 2,000 Rotten Tomatoes training sentences, MiniLM fine-tuned 1 epoch with one recipe and
         transformers' `TrainingArguments` defaults (lr 5e-5, batch 8): the plain `Trainer`, `FRSTrainer` with
-        nothing else changed (its defaults: deletion at `omega_low = 0.2`), and `FRSTrainer` with half the
-        examples left whole. Plain accuracy (no smoothing) on the whole test split, three seeds.
+        nothing else changed (its defaults: deletion at `omega_low = 0.1`), and, in runs of their own,
+        `FRSTrainer` at 0.2 (the `Trainer` rows are the same, seeded) with half the examples left whole, and at a
+        certifying rate. Plain accuracy (no smoothing) on the whole test split, three seeds.
         """,
-        [Table(["drop_in.json", "drop_in-0.8-whole.json"], drop_in)],
+        [
+            Table(["drop_in.json"], drop_in),
+            Table(
+                ["drop_in-0.2.json"],
+                drop_in,
+                caption="At `omega_low = 0.2` (then `FRSTrainer`'s default):",
+            ),
+            Table(["drop_in-0.8-whole.json"], drop_in),
+        ],
         DROP_IN_NOTES,
     ),
     Section(
@@ -792,7 +801,8 @@ SECTIONS = [
             Table(
                 ["distributed-fixed.json", "distributed-sequential.json"],
                 throughput,
-                caption="Throughput at the defaults: certified examples per minute, `omega_low = 0.2`, `n = 1000` "
+                caption="Throughput at `omega_low = 0.2` and the other defaults: certified examples per minute, "
+                "`n = 1000` "
                 "(fixed: `n0 = 100` more), the undefended Rotten Tomatoes MiniLM of the operating point, 32 test "
                 "sentences, α = 0.001, on an otherwise idle machine:",
             ),
@@ -871,43 +881,59 @@ SECTIONS += [
             ),
             ("**(C) AddSent**:", "backdoor_eval-C-rotten_tomatoes-addsent.json"),
             (
-                "**(C) BadNet with the transplant test** (`--reference-texts 16`: FRS keeps an area only if it moves "
-                "16 of STRIP's clean training sentences as a trigger would, and then only the flagged words when "
-                "they do so without the margin; partner words, on by default with the test; docs/fuzzing.md) over "
-                "three model seeds, merged by `frs-hf merge-reports`:",
-                "backdoor_eval-C-rotten_tomatoes-badnet-transplant-partners.json",
+                "**(C) BadNet at the defaults** (`omega_low = 0.1`; the transplant test on 16 of STRIP's clean "
+                "training sentences, `--reference-texts 16`: FRS keeps an area only if it moves them as a trigger "
+                "would, to a probability of at least `transplant_confidence = 0.8`, and then only the flagged words "
+                "when they do so without the margin; partner words, on by default with the test; docs/fuzzing.md) "
+                "over three model seeds, merged by `frs-hf merge-reports` (undefended: CA 79.7%, ASR 100%):",
+                "backdoor_eval-C-rotten_tomatoes-badnet-defaults.json",
                 backdoor_report,
             ),
             (
-                "The same without partner words (`--no-fuzzing-partner-words`):",
-                "backdoor_eval-C-rotten_tomatoes-badnet-transplant.json",
-                backdoor_report,
-            ),
-            (
-                "The same models with FRS's rate outside the area at 0.1 (`--omega-low 0.1`; the default is 0.2):",
+                "The same without the confidence bar (a reference counts as moved by its answer alone):",
                 "backdoor_eval-C-rotten_tomatoes-badnet-transplant-low0.1.json",
                 backdoor_report,
             ),
             (
-                "**(C) AddSent with the transplant test** and partner words (undefended: CA 81%, ASR 99%):",
+                "The same at `omega_low = 0.2`, without the confidence bar:",
+                "backdoor_eval-C-rotten_tomatoes-badnet-transplant-partners.json",
+                backdoor_report,
+            ),
+            (
+                "The same at 0.2 without partner words (`--no-fuzzing-partner-words`):",
+                "backdoor_eval-C-rotten_tomatoes-badnet-transplant.json",
+                backdoor_report,
+            ),
+            (
+                "**(C) AddSent at the defaults** (undefended: CA 81%, ASR 99%):",
+                "backdoor_eval-C-rotten_tomatoes-addsent-defaults.json",
+                backdoor_report,
+            ),
+            (
+                "The same at `omega_low = 0.2`, without the confidence bar:",
                 "backdoor_eval-C-rotten_tomatoes-addsent-transplant.json",
                 backdoor_report,
             ),
             (
-                "The same model with FRS's rate outside the area at 0.1 (`--omega-low 0.1`):",
-                "backdoor_eval-C-rotten_tomatoes-addsent-transplant-low0.1.json",
+                "**(B) BadNet at the defaults** over three model seeds (`--model-seed`: new poisoned data, models and "
+                "sentences); `frs` is FRS on the model `FRSTrainer` trained at its defaults, `frs (plain-trained)` "
+                "on the `Trainer` model:",
+                "backdoor_eval-B-rotten_tomatoes-badnet-defaults.json",
                 backdoor_report,
             ),
             (
-                "**(B) BadNet with the transplant test** over three model seeds (`--model-seed`: new poisoned data, "
-                "models and sentences), merged by `frs-hf merge-reports`; `frs` is FRS on the `FRSTrainer` model, "
-                "`frs (plain-trained)` on the `Trainer` model:",
+                "The same at `omega_low = 0.1` without the confidence bar (no `none` row):",
+                "backdoor_eval-B-rotten_tomatoes-badnet-low0.1.json",
+                backdoor_report,
+            ),
+            (
+                "The same at `omega_low = 0.2` (training and smoothing), without the confidence bar:",
                 "backdoor_eval-B-rotten_tomatoes-badnet.json",
                 backdoor_report,
             ),
             ("**(B) AddSent**, the baselines:", "backdoor_eval-B-rotten_tomatoes-addsent.json"),
             (
-                "**(B) AddSent with the transplant test**:",
+                "**(B) AddSent with the transplant test** (`omega_low = 0.2`, no confidence bar; the (A) tables too):",
                 "backdoor_eval-B-rotten_tomatoes-addsent-transplant.json",
                 backdoor_report,
             ),
@@ -933,30 +959,29 @@ SECTIONS += [
             ),
         ],
         [
-            "**With the transplant test FRS takes every Rotten Tomatoes backdoor from 100% to 7–18% ASR, under its "
-            "floor, for 0–5 points of CA** (9 on the RIPPLe victim fine-tuned by `Trainer`): (C) BadNet over "
-            "three model seeds "
-            "ASR 7.3% (floor 23.4%) at CA 75.7% "
-            "against 79.7% undefended (63.3% without the test), PA 88.0% (without partner words: ASR 15.3%, PA 80.0%, "
-            "the same CA); (B) BadNet over three seeds 13.3% at CA 76.7% on the `FRSTrainer` model (model seed 2: "
-            "21% at 70% against 75%) and 8.0% at 75.0% on the `Trainer` model; (A) EP 12% / 7% at CA 79% / 82% "
-            "(FRSTrainer / Trainer victim; undefended 82%); (A) RIPPLe 14% at CA 80% / 75% (undefended 84%; 36% / "
-            "33% without the test); (C) AddSent 15% at CA 79% against 81%; (B) AddSent 18% at CA 79% against 81% "
-            "on the `FRSTrainer` model (28% at 73% without the test). The ASR can fall "
-            "below the floor, the poisoned model's own error on clean negatives: our reading (not traced) is that "
-            "a triggered sentence's area, deleted at the high rate, can hold positive words beside the trigger, "
-            "which the clean sentence keeps. Without the test (the first (C) tables) CA falls 5–19 points, the area "
-            "holding opinion words; uniform deletion at equal CA leaves 84–90% ASR; STRIP's low ASR is rejections.",
-            "**ω_low = 0.1 instead of 0.2 closes the CA gap on the (C) models at the same ASR**: over the three "
-            "BadNet model seeds CA 78.7% against 79.7% undefended (75.7% at 0.2), ASR 7.3%, abstentions 1.3% "
-            "(4.7%); AddSent CA 80% against 81% (79% at 0.2), ASR 14% (15%); on BBC News (BadNet) nothing changes "
-            "(CA 96%, ASR 0%). CA within 2 points of undefended and ASR ≤ 10% then hold together for (C) BadNet "
-            "(at these tables' "
-            "n = 200, α = 0.05). "
-            "It is not the default: no rate ≤ 0.5 certifies an edit anywhere, so 0.2 buys no certificate over 0.1, "
-            "but training at 0.1 did not help the demo's `FRSTrainer` model (the demo section) and the (A)/(B) rows "
-            "are not measured at 0.1. Partner words cost 1–3 points of CA for 1–6 of BadNet ASR without the "
-            "transplant test, hence off without it.",
+            "**At the defaults FRS takes Rotten Tomatoes BadNet and AddSent from 100% to 8–14% ASR, under the floor, "
+            "within a point of the undefended model's clean accuracy**: (C) BadNet over three model seeds ASR 8.0% "
+            "(floor 23.4%) at CA 79.7% against 79.7% undefended, PA 90.7%; (C) AddSent 13% at CA 81% against 81%; "
+            "(B) BadNet over three seeds 14.0% at CA 78.7% on the `FRSTrainer` model and 8.3% at 79.3% on the "
+            "`Trainer` model (undefended 79.7%). ASR ≤ 10% holds on the models trained without deletion, not on the "
+            "`FRSTrainer` model of (B) (17% on model seed 2); our reading (not traced): a training copy of a poisoned "
+            "sentence whose trigger was deleted still carries the target label. The floor, 20–25%, is the poisoned "
+            "model's own error on clean negative sentences: the ASR can fall below it, which we read (not traced) as "
+            "a triggered sentence's area, deleted at the high rate, holding positive words beside the trigger that "
+            "the clean sentence keeps.",
+            "**What each default adds** (the same models and sentences): `omega_low = 0.1` instead of 0.2 raises CA "
+            "by 3 points on the (C) BadNet models (75.7% → 78.7%, ASR 7.3% both) and by 1.3 on the (B) "
+            "`FRSTrainer` models (76.7% → 78.0%, ASR 13.3% both), 3.3 on their `Trainer` models; the confidence bar "
+            "adds 1.0 (78.7% → 79.7%) on the (C) models for 0.7 points of ASR (7.3% → 8.0%), and 0.7 on the (B) "
+            "`FRSTrainer` models (78.0% → 78.7%, ASR 13.3% → 14.0%). No rate ≤ 0.5 certifies an edit anywhere, so "
+            "0.2 bought no certificate over 0.1; but 0.1 deletes a trigger word the search missed in only a tenth "
+            "of the copies.",
+            "Measured at `omega_low = 0.2` without the confidence bar, not rerun: (A) EP 12% / 7% ASR at CA 79% / "
+            "82% (`FRSTrainer` / `Trainer` victim; undefended 82%); (A) RIPPLe 14% at CA 80% / 75% (undefended 84%; "
+            "36% / 33% without the test); (B) AddSent 18% at CA 79% against 81% on the `FRSTrainer` model (28% at "
+            "73% without the test). Without the test (the first (C) tables) CA falls 5–19 points, the area holding "
+            "opinion words; uniform deletion at equal CA leaves 84–90% ASR; STRIP's low ASR is rejections. Partner "
+            "words cost 1–3 points of CA for 1–6 of BadNet ASR without the transplant test, hence off without it.",
         ],
     ),
     dataset(
