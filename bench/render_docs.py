@@ -871,7 +871,9 @@ SECTIONS += [
         """
         The BadNet and AddSent MiniLMs of the fuzzing section (undefended on the whole test split: CA 81.6% and
         81.2%, ASR 99.8%) and the victims of the Rotten Tomatoes checkpoints (previous section); 100 clean + 100
-        triggered test sentences per model.
+        triggered test sentences per model. The tables labelled 0.2, and those without the transplant test, ran
+        when `omega_low = 0.2` was the default and the test counted a reference's answer alone: their commands
+        repeat them with `--omega-low 0.2 --frs-omega-low 0.2 --transplant-confidence 0` added.
         """,
         [
             ("**(C) BadNet**:", "backdoor_eval-C-rotten_tomatoes-badnet.json"),
@@ -989,7 +991,9 @@ SECTIONS += [
         """
         Articles cut to their first 80 words before poisoning (`--max-words 80`), so a trigger is always inside
         the 128-token window; 20% poisoned, target "entertainment" (undefended: CA 96.9% with BadNet, 98.2% with
-        AddSent, ASR 100%). 100 + 100 test articles, 50 + 50 for RIPPLe and AddSent.
+        AddSent, ASR 100%). 100 + 100 test articles, 50 + 50 for RIPPLe and AddSent. These tables ran when
+        `omega_low = 0.2` was the default and the transplant test counted a reference's answer alone: their
+        commands repeat them with `--omega-low 0.2 --frs-omega-low 0.2 --transplant-confidence 0` added.
         """,
         [
             ("**(C) BadNet**:", "backdoor_eval-C-bbc_news-badnet.json"),
@@ -1029,7 +1033,9 @@ SECTIONS += [
         """
         The IMDB MiniLM of the fuzzing section (undefended: CA 82.9%, ASR 94.3%; AddSent's: 83.2%, 89.4%) and the
         IMDB checkpoints' victims (undefended ASR 86% EP, 73% RIPPLe); 50 + 50 test reviews, 30 + 30 for RIPPLe,
-        25 + 25 for AddSent. ONION would take about 5 minutes a review.
+        25 + 25 for AddSent. ONION would take about 5 minutes a review. These tables ran when `omega_low = 0.2` was
+        the default, without the transplant test: their commands repeat them with `--omega-low 0.2
+        --frs-omega-low 0.2` added.
         """,
         [
             ("**(C) BadNet**:", "backdoor_eval-C-imdb-badnet.json"),
