@@ -48,7 +48,7 @@ def transplant_share(
     references: References,
     query: Query,
     rng: np.random.Generator,
-    confidence: float = 0.0,
+    confidence: float,
 ) -> tuple[float | None, int]:
     """The share of the references of other classes than ``label`` that inserting the area's words (in
     order, as one run, at a random place inside the window) moves to ``label`` -- their answer, with a
@@ -72,7 +72,7 @@ def transplant_test(
     query: Query,
     rng: np.random.Generator,
     bar: float,
-    confidence: float = 0.0,
+    confidence: float,
 ) -> tuple[list[Span], float | None, int]:
     """The area that passes the transplant test, its share and the forwards spent: the area with its margin
     (empty when it fails), or the core the search flagged when that passes by itself.
